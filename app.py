@@ -1,0 +1,137 @@
+"""The training service's HTTP API (Chalice): routes only, the logic lives in chalicelib."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalice import Chalice, CORSConfig, Response
+
+from chalicelib import jobs, minions, uploads, validation
+from chalicelib.auth import authorizer, owner_of
+from chalicelib.errors import ServiceError
+from chalicelib.validation import Field
+from chalicelib.views import etag, job_view, minion_view
+
+app = Chalice(app_name="minion-training")
+app.log.setLevel(logging.INFO)
+app.api.cors = CORSConfig(
+    allow_origin="*",
+    allow_headers=["Idempotency-Key", "If-None-Match"],
+    expose_headers=["ETag", "Location"],
+)
+AUTH = {"authorizer": authorizer()} if authorizer() else {}
+JSON = {"Content-Type": "application/json"}
+
+
+@app.middleware("http")
+def json_errors(event: Any, get_response: Any) -> Response:
+    """Client mistakes become {"error": {"code", "message"}}; nothing leaks a traceback."""
+    try:
+        return get_response(event)
+    except ServiceError as exc:
+        return Response(exc.to_dict(), status_code=exc.status, headers=JSON)
+
+
+def _owner() -> str:
+    return owner_of(app.current_request.context)
+
+
+def _body(fields: dict[str, Field]) -> dict[str, Any]:
+    return validation.json_body(app.current_request.raw_body, fields)
+
+
+@app.route("/api/v2/health", methods=["GET"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.route("/api/v2/minions", methods=["POST"], **AUTH)
+def create_minion() -> Response:
+    body = _body({"name": Field(str, required=True)})
+    minion = minions.create_minion(_owner(), validation.text(body["name"], "name", 200))
+    location = f"/api/v2/minions/{minion.id}"
+    return Response(minion_view(minion), status_code=201, headers={**JSON, "Location": location})
+
+
+@app.route("/api/v2/minions/{minion_id}", methods=["GET"], **AUTH)
+def get_minion(minion_id: str) -> dict[str, Any]:
+    return minion_view(minions.get_minion(validation.minion_id(minion_id), _owner()))
+
+
+@app.route("/api/v2/minions/{minion_id}/query", methods=["POST"], **AUTH)
+def query_minion(minion_id: str) -> dict[str, Any]:
+    minion = minions.get_minion(validation.minion_id(minion_id), _owner())
+    body = _body({"question": Field(str, required=True), "k": Field(int), "mode": Field(str)})
+    question = validation.text(body["question"], "question", validation.MAX_QUESTION_CHARS)
+    k = validation.top_k(body.get("k", 5))
+    mode = validation.search_mode(body.get("mode", "hybrid"))
+    return {
+        "minion_id": minion.id,
+        "mode": mode,
+        "hits": minions.query_minion(minion, question, k, mode),
+    }
+
+
+@app.route("/api/v2/dataset-uploads", methods=["POST"], **AUTH)
+def create_upload() -> Response:
+    body = _body({"filename": Field(str, required=True)})
+    return Response(
+        uploads.presigned_upload(_owner(), body["filename"]), status_code=201, headers=JSON
+    )
+
+
+@app.route("/api/v2/training-jobs", methods=["POST"], **AUTH)
+def create_training_job() -> Response:
+    body = _body(
+        {
+            "minion_id": Field(str, required=True),
+            "dataset": Field(str, required=True),
+            "options": Field(dict),
+        }
+    )
+    headers = {name.lower(): value for name, value in app.current_request.headers.items()}
+    job, created = jobs.create_job(
+        _owner(),
+        validation.minion_id(body["minion_id"]),
+        validation.dataset_uri(body["dataset"]),
+        validation.training_options(body.get("options", {})),
+        validation.idempotency_key(headers.get("idempotency-key")),
+    )
+    location = f"/api/v2/training-jobs/{job.id}"
+    return Response(
+        job_view(job), status_code=202 if created else 200, headers={**JSON, "Location": location}
+    )
+
+
+@app.route("/api/v2/training-jobs", methods=["GET"], **AUTH)
+def list_training_jobs() -> dict[str, Any]:
+    params = validation.query_params(
+        app.current_request.query_params, {"minion_id", "status", "limit", "next_token"}
+    )
+    if "minion_id" not in params:
+        raise validation.BadRequest("query parameter minion_id is required")
+    found, token = jobs.list_jobs(
+        _owner(),
+        validation.minion_id(params["minion_id"]),
+        validation.job_status(params.get("status")),
+        validation.limit(params.get("limit")),
+        params.get("next_token"),
+    )
+    return {"items": [job_view(job) for job in found], "next_token": token}
+
+
+@app.route("/api/v2/training-jobs/{job_id}", methods=["GET"], **AUTH)
+def get_training_job(job_id: str) -> Response:
+    body = job_view(jobs.get_job(validation.job_id(job_id), _owner()))
+    tag = etag(body)
+    if app.current_request.headers.get("if-none-match") == tag:
+        return Response("", status_code=304, headers={"ETag": tag})
+    return Response(
+        body, status_code=200, headers={**JSON, "ETag": tag, "Cache-Control": "no-cache"}
+    )
+
+
+@app.route("/api/v2/training-jobs/{job_id}/cancel", methods=["POST"], **AUTH)
+def cancel_training_job(job_id: str) -> dict[str, Any]:
+    return job_view(jobs.cancel_job(validation.job_id(job_id), _owner()))

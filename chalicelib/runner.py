@@ -1,0 +1,76 @@
+"""The one step runner: every step's bookkeeping, so a step's own code only does its work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.models import TrainingJob
+from chalicelib.progress import (
+    FractionReporter,
+    conditional_update,
+    finish_step,
+    owned_by,
+    start_step,
+)
+from chalicelib.steps import Step
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepOutcome:
+    """What a step produced: a short message for the card, counters, and job fields to store."""
+
+    message: str
+    counters: Mapping[str, int | float] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    """What a step's work gets: the job as it was when the step started, and a progress hook."""
+
+    job: TrainingJob
+    step: Step
+    report: FractionReporter
+    execution_arn: str
+
+    def record(self, **fields: Any) -> bool:
+        """Store fields now, before the step ends (e.g. what to undo if it dies); False if the
+        job is no longer this execution's to change."""
+        actions = [
+            getattr(TrainingJob, name).set(value)
+            if value is not None
+            else getattr(TrainingJob, name).remove()
+            for name, value in fields.items()
+        ]
+        condition = owned_by(self.execution_arn)
+        return conditional_update(self.job.id, actions, condition, "record") is not None
+
+
+StepWork = Callable[[StepContext], StepOutcome]
+
+
+def run_step(step: Step, work: StepWork, event: Mapping[str, Any]) -> dict[str, Any]:
+    """Mark the step running, do its work, record the outcome and advance progress.
+
+    If the job is no longer this execution's to run (cancelled, or a newer execution owns it),
+    the work is skipped: a stale execution must not build indexes or move aliases.
+    Exceptions propagate, so the state machine's Catch records the failure.
+    """
+    job_id = int(event["job_id"])
+    execution_arn = str(event["execution_arn"])
+    job = start_step(TrainingJob.get(job_id), step, execution_arn)
+    if job is None:
+        log.warning(
+            "job %s: %r skipped, the job is not running under %s", job_id, step.name, execution_arn
+        )
+        return {"job_id": job_id, "step": step.name, "skipped": True}
+    reporter = FractionReporter(job_id, step, execution_arn)
+    outcome = work(StepContext(job, step, reporter, execution_arn))
+    counters = {**reporter.counters, **outcome.counters}
+    finish_step(job_id, step, execution_arn, outcome.message, counters, outcome.fields)
+    return {"job_id": job_id, "step": step.name, "message": outcome.message}
