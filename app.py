@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from chalice import Chalice, CORSConfig, Response
 
 from chalicelib import jobs, minions, uploads, validation
 from chalicelib.auth import authorizer, owner_of
-from chalicelib.errors import ServiceError
+from chalicelib.errors import json_errors
 from chalicelib.validation import Field
 from chalicelib.views import etag, job_view, minion_view
 
@@ -24,13 +25,9 @@ AUTH = {"authorizer": authorizer()} if authorizer() else {}
 JSON = {"Content-Type": "application/json"}
 
 
-@app.middleware("http")
-def json_errors(event: Any, get_response: Any) -> Response:
-    """Client mistakes become {"error": {"code", "message"}}; nothing leaks a traceback."""
-    try:
-        return get_response(event)
-    except ServiceError as exc:
-        return Response(exc.to_dict(), status_code=exc.status, headers=JSON)
+def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
+    """A route behind the authorizer whose client errors answer as JSON."""
+    return lambda view: app.route(path, methods=[method], **AUTH)(json_errors(view))
 
 
 def _owner() -> str:
@@ -46,7 +43,7 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.route("/api/v2/minions", methods=["POST"], **AUTH)
+@route("/api/v2/minions", "POST")
 def create_minion() -> Response:
     body = _body({"name": Field(str, required=True)})
     minion = minions.create_minion(_owner(), validation.text(body["name"], "name", 200))
@@ -54,12 +51,12 @@ def create_minion() -> Response:
     return Response(minion_view(minion), status_code=201, headers={**JSON, "Location": location})
 
 
-@app.route("/api/v2/minions/{minion_id}", methods=["GET"], **AUTH)
+@route("/api/v2/minions/{minion_id}", "GET")
 def get_minion(minion_id: str) -> dict[str, Any]:
     return minion_view(minions.get_minion(validation.minion_id(minion_id), _owner()))
 
 
-@app.route("/api/v2/minions/{minion_id}/query", methods=["POST"], **AUTH)
+@route("/api/v2/minions/{minion_id}/query", "POST")
 def query_minion(minion_id: str) -> dict[str, Any]:
     minion = minions.get_minion(validation.minion_id(minion_id), _owner())
     body = _body({"question": Field(str, required=True), "k": Field(int), "mode": Field(str)})
@@ -73,7 +70,7 @@ def query_minion(minion_id: str) -> dict[str, Any]:
     }
 
 
-@app.route("/api/v2/dataset-uploads", methods=["POST"], **AUTH)
+@route("/api/v2/dataset-uploads", "POST")
 def create_upload() -> Response:
     body = _body({"filename": Field(str, required=True)})
     return Response(
@@ -81,7 +78,7 @@ def create_upload() -> Response:
     )
 
 
-@app.route("/api/v2/training-jobs", methods=["POST"], **AUTH)
+@route("/api/v2/training-jobs", "POST")
 def create_training_job() -> Response:
     body = _body(
         {
@@ -104,7 +101,7 @@ def create_training_job() -> Response:
     )
 
 
-@app.route("/api/v2/training-jobs", methods=["GET"], **AUTH)
+@route("/api/v2/training-jobs", "GET")
 def list_training_jobs() -> dict[str, Any]:
     params = validation.query_params(
         app.current_request.query_params, {"minion_id", "status", "limit", "next_token"}
@@ -121,7 +118,7 @@ def list_training_jobs() -> dict[str, Any]:
     return {"items": [job_view(job) for job in found], "next_token": token}
 
 
-@app.route("/api/v2/training-jobs/{job_id}", methods=["GET"], **AUTH)
+@route("/api/v2/training-jobs/{job_id}", "GET")
 def get_training_job(job_id: str) -> Response:
     body = job_view(jobs.get_job(validation.job_id(job_id), _owner()))
     tag = etag(body)
@@ -132,6 +129,6 @@ def get_training_job(job_id: str) -> Response:
     )
 
 
-@app.route("/api/v2/training-jobs/{job_id}/cancel", methods=["POST"], **AUTH)
+@route("/api/v2/training-jobs/{job_id}/cancel", "POST")
 def cancel_training_job(job_id: str) -> dict[str, Any]:
     return job_view(jobs.cancel_job(validation.job_id(job_id), _owner()))
