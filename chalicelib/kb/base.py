@@ -49,7 +49,9 @@ class KnowledgeBase(ABC):
         """Create an empty index version; fails if it already exists."""
 
     @abstractmethod
-    def upsert(self, index: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+    def upsert(
+        self, index: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]
+    ) -> None:
         """Insert or replace chunks (by chunk id) with their vectors."""
 
     @abstractmethod
@@ -71,6 +73,10 @@ class KnowledgeBase(ABC):
     @abstractmethod
     def set_alias(self, alias: str, index: str) -> str | None:
         """Point ``alias`` at ``index`` atomically; returns the index it pointed at before."""
+
+    @abstractmethod
+    def remove_alias(self, alias: str) -> str | None:
+        """Remove ``alias``; returns the index it pointed at (None, and no error, if unset)."""
 
     @abstractmethod
     def resolve_alias(self, alias: str) -> str | None:

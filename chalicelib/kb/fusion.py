@@ -9,7 +9,9 @@ from chalicelib.kb.base import ChunkHit, DocumentHit
 RRF_K = 60
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[ChunkHit]], k: int = RRF_K) -> list[ChunkHit]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[ChunkHit]], k: int = RRF_K
+) -> list[ChunkHit]:
     """Fuse rankings by 1/(k + rank): scale-free, so BM25 and cosine scores need no normalising."""
     scores: dict[str, float] = {}
     chunks: dict[str, ChunkHit] = {}
