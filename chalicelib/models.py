@@ -84,6 +84,7 @@ class TrainingJob(Model):
     index_name = UnicodeAttribute(null=True)
     previous_index = UnicodeAttribute(null=True)
     refined_dataset = UnicodeAttribute(null=True)
+    dataset_report = MapAttribute(null=True)
     metrics_before = MapAttribute(null=True)
     metrics_after = MapAttribute(null=True)
     improvements = MapAttribute(null=True)

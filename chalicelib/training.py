@@ -55,9 +55,15 @@ def _evaluate(alias: str, dataset: Dataset, mode: str) -> dict[str, Any]:
     return evaluate(_kb(), alias, dataset.eval_items, _embedder(), mode=mode)
 
 
+CHUNK_OPTIONS = {"chunk_tokens": "max_tokens", "chunk_overlap": "overlap"}
+
+
 def _chunk_options(job: TrainingJob) -> dict[str, int]:
+    """The job's chunking options, as ``chunk_documents`` names them."""
     options = job.options.as_dict() if job.options else {}
-    return {key: int(options[key]) for key in ("chunk_tokens", "chunk_overlap") if key in options}
+    return {
+        CHUNK_OPTIONS[key]: int(value) for key, value in options.items() if key in CHUNK_OPTIONS
+    }
 
 
 def capture_before_metrics(ctx: StepContext) -> StepOutcome:
@@ -97,16 +103,16 @@ def load_dataset(ctx: StepContext) -> StepOutcome:
         datasets.write_jsonl(dataset, folder)
         for path in sorted(folder.iterdir()):
             s3.upload_file(str(path), bucket, f"{key_prefix}/{path.name}")
-    counts = report.counts()
     message = (
-        f"{counts['kept']} documents kept of {counts['read']}"
-        f" ({counts['duplicates']} duplicates, {counts['empty']} empty dropped),"
-        f" {len(dataset.eval_items)} evaluation questions"
+        f"{report.documents_kept} of {report.documents_read} documents kept"
+        f" ({report.duplicates} duplicates, {report.empty} empty, {report.oversize} oversize"
+        f" dropped), {report.eval_kept} evaluation questions"
     )
+    counters = {name: value for name, value in report.to_dict().items() if isinstance(value, int)}
     return StepOutcome(
         message,
-        {**counts, "questions": len(dataset.eval_items)},
-        {"refined_dataset": f"s3://{bucket}/{key_prefix}/"},
+        counters,
+        {"refined_dataset": f"s3://{bucket}/{key_prefix}/", "dataset_report": report.to_dict()},
     )
 
 
@@ -137,7 +143,7 @@ def create_embeddings(ctx: StepContext) -> StepOutcome:
     def embedded(fraction: float) -> None:
         ctx.report(EMBED_SHARE * fraction, chunks_embedded=round(fraction * total))
 
-    vectors = embedder.embed([chunk.text for chunk in chunks], on_progress=embedded)
+    vectors = embedder.embed_chunks(chunks, on_progress=embedded)
     kb = _kb()
     batch = 500
     for start in range(0, total, batch):

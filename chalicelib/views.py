@@ -48,6 +48,7 @@ def job_view(job: TrainingJob) -> dict[str, Any]:
             "tests": _plain(job.test_results),
         },
         "dataset": job.dataset,
+        "dataset_report": _plain(job.dataset_report),
         "options": _plain(job.options) or {},
         "created_at": job.created_at,
         "updated_at": job.updated_at,
