@@ -9,8 +9,8 @@ from typing import Any
 
 import boto3
 
-from chalicelib.config import settings
 from chalicelib import datasets
+from chalicelib.config import settings
 from chalicelib.datasets import Dataset, DatasetError, Limits
 from chalicelib.models import RUNNING, Minion, TrainingJob
 from chalicelib.runner import StepContext, StepOutcome
