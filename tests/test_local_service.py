@@ -149,8 +149,7 @@ def test_a_malformed_dataset_fails_with_a_readable_reason(client, tmp_path):
     assert job["error"]["type"] == "DatasetError"
     assert "documents.jsonl" in job["error"]["message"]
     assert job["progress"] == pytest.approx(11.12)
-    status, minion = call(client, "get", f"/api/v2/minions/{minion_id}")
-    assert minion["active_job_id"] is None
+    assert call(client, "get", f"/api/v2/minions/{minion_id}")[1]["active_job_id"] is None
 
 
 def free_port() -> int:
