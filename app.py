@@ -10,7 +10,7 @@ from chalice import Chalice, CORSConfig, Response
 
 from chalicelib import jobs, minions, uploads, validation
 from chalicelib.auth import authorizer, owner_of
-from chalicelib.errors import json_errors
+from chalicelib.responses import json_errors
 from chalicelib.validation import Field
 from chalicelib.views import etag, job_view, minion_view
 

@@ -18,7 +18,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import settings
 from chalicelib.errors import BadRequest, Conflict, NotFound, Unavailable
-from chalicelib.minions import get_minion, restore_previous_index
+from chalicelib.minions import get_minion, prune_index_versions, restore_previous_index
 from chalicelib.models import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -201,13 +201,17 @@ def _decode_token(token: str) -> dict[str, Any]:
 
 
 def cancel_job(job_id: int, owner: str) -> TrainingJob:
-    """Stop the execution and mark the job CANCELLED; cancelling twice is not an error."""
+    """Mark the job CANCELLED and stop its execution; cancelling twice is not an error.
+
+    The knowledge base is put back by ``on_execution_end`` (the execution's ABORTED event), in
+    the step image: the API package carries no knowledge-base client.
+    """
     job = get_job(job_id, owner)
     if job.status == CANCELLED:
         return job
     if job.status not in ACTIVE_STATUSES:
         raise Conflict(f"training job {job_id} already ended with status {job.status}")
-    if not _end_job(job, CANCELLED, [], message="cancelled"):
+    if not _end_job(job, CANCELLED, [], message="cancelled", restore=False):
         return cancel_job(job_id, owner)
     try:
         _sfn().stop_execution(executionArn=job.execution_arn, cause="cancelled through the API")
@@ -237,8 +241,10 @@ def _end_job(
     actions: list[Any],
     execution_arn: str | None = None,
     message: str | None = None,
+    restore: bool = True,
 ) -> bool:
-    """Move a job to a terminal status, settle its step records, free the minion."""
+    """Move a job to a terminal status, settle its step records, free the minion; a job that
+    did not succeed gives the minion back its previous knowledge base (``restore``)."""
     actions = [*actions, TrainingJob.status.set(status)]
     for index, record in enumerate(job.steps):
         if record.status == STEP_RUNNING:
@@ -257,7 +263,9 @@ def _end_job(
     if conditional_update(job.id, actions, condition, f"move to {status}") is None:
         return False
     ended = TrainingJob.get(job.id, consistent_read=True)
-    if status != SUCCEEDED:
+    if status == SUCCEEDED:
+        prune_index_versions(ended)
+    elif restore:
         restore_previous_index(ended)
     _release_minion(ended)
     return True
@@ -288,7 +296,10 @@ def on_execution_end(execution_arn: str, status: str, cause: str | None) -> None
         log.warning("execution %s names job %s, which does not exist", execution_arn, job_id)
         return
     if status == "ABORTED":
-        _end_job(job, CANCELLED, [], execution_arn=execution_arn, message="execution stopped")
+        if job.status == CANCELLED:
+            restore_previous_index(job)
+        else:
+            _end_job(job, CANCELLED, [], execution_arn=execution_arn, message="execution stopped")
     else:
         error_type = "States.Timeout" if status == "TIMED_OUT" else "States.ExecutionFailed"
         mark_failed(job_id, execution_arn, error_type, cause or f"the execution ended {status}")

@@ -1,7 +1,8 @@
 """AWS on one machine: moto in-process for DynamoDB, S3 and Step Functions.
 
 moto's own Step Functions interpreter executes the real definition; its Lambda tasks reach
-moto's Lambda service, which this module answers by calling our handlers in-process.
+moto's Lambda service, which this module answers by calling our handlers in-process. A stopped
+execution is reported to ``on_execution_end`` as the deployed EventBridge rule would.
 """
 
 from __future__ import annotations
@@ -76,18 +77,37 @@ def _invoke_in_process(
     return payload.encode()
 
 
+def _stop_and_notify(original: Any) -> Any:
+    """StopExecution, then what the deployed EventBridge rule does for an ABORTED execution."""
+
+    def stop_execution(self: Any, execution_arn: str) -> Any:
+        from chalicelib.step_lambdas import on_execution_end
+
+        execution = original(self, execution_arn)
+        on_execution_end({"detail": {"executionArn": execution_arn, "status": "ABORTED"}})
+        return execution
+
+    return stop_execution
+
+
 @contextmanager
 def local_aws(data_dir: Path) -> Iterator[str]:
     """Start the local AWS stand-ins and deploy the tables, bucket and state machine into them;
     yields the state machine's ARN. ``data_dir`` holds the embedded knowledge base."""
     from moto import mock_aws
     from moto.awslambda.models import LambdaBackend
+    from moto.stepfunctions.models import StepFunctionBackend
 
     env = {**LOCAL_ENV, "LANCEDB_PATH": str(data_dir / "lancedb")}
     with (
         mock.patch.dict(os.environ, env),
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         mock.patch.object(LambdaBackend, "invoke", _invoke_in_process),
+        mock.patch.object(
+            StepFunctionBackend,
+            "stop_execution",
+            _stop_and_notify(StepFunctionBackend.stop_execution),
+        ),
     ):
         from chalicelib.config import settings
         from chalicelib.models import create_tables

@@ -59,6 +59,19 @@ def restore_previous_index(job: TrainingJob) -> None:
     log.info("job %s: %s restored to %s", job.id, alias, job.previous_index)
 
 
+def prune_index_versions(job: TrainingJob) -> list[str]:
+    """After a success keep the new version and the one before it (a manual way back)."""
+    from chalicelib.kb import get_knowledge_base
+
+    kb = get_knowledge_base()
+    alias = Minion.get(job.minion_id).kb_alias
+    keep = {job.index_name, job.previous_index}
+    stale = [name for name in kb.list_indexes(f"{alias}-v") if name not in keep]
+    for name in stale:
+        kb.delete_index(name)
+    return stale
+
+
 def query_minion(minion: Minion, question: str, k: int, mode: str) -> list[dict[str, Any]]:
     """Answer from the minion's knowledge base: through the model's function in AWS, else here."""
     request = {"alias": minion.kb_alias, "question": question, "k": k, "mode": mode}

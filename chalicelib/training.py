@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 METRICS_MODE = "hybrid"
 SAMPLE_QUERIES = 5
-EMBED_SHARE = 0.9  # of Embedding Creation's band; indexing takes the rest
 
 
 class TrainingCheckFailed(RuntimeError):
@@ -132,28 +131,21 @@ def create_knowledge_base(ctx: StepContext) -> StepOutcome:
 
 def create_embeddings(ctx: StepContext) -> StepOutcome:
     """Chunk, embed and index every document; progress follows the embedding batches."""
-    from chalicelib.chunking import chunk_documents
+    from chalicelib.indexing import index_documents
 
     dataset = _refined_dataset(ctx.job)
-    embedder = _embedder()
-    chunks = chunk_documents(dataset.documents, embedder.tokenizer, **_chunk_options(ctx.job))
-    total = len(chunks)
-    ctx.report(0.0, documents=len(dataset.documents), chunks=total, chunks_embedded=0)
-
-    def embedded(fraction: float) -> None:
-        ctx.report(EMBED_SHARE * fraction, chunks_embedded=round(fraction * total))
-
-    vectors = embedder.embed_chunks(chunks, on_progress=embedded)
-    kb = _kb()
-    batch = 500
-    for start in range(0, total, batch):
-        kb.upsert(ctx.job.index_name, chunks[start : start + batch], vectors[start : start + batch])
-        done = min(start + batch, total) / total
-        ctx.report(EMBED_SHARE + (1 - EMBED_SHARE) * done, chunks_indexed=min(start + batch, total))
-    kb.finalize(ctx.job.index_name)
+    ctx.report(0.0, documents=len(dataset.documents), chunks_embedded=0)
+    stats = index_documents(
+        _kb(),
+        ctx.job.index_name,
+        dataset.documents,
+        _embedder(),
+        on_progress=lambda fraction, done: ctx.report(fraction, chunks_embedded=done),
+        **_chunk_options(ctx.job),
+    )
     return StepOutcome(
-        f"{total} chunks from {len(dataset.documents)} documents embedded and indexed",
-        {"documents": len(dataset.documents), "chunks": total, "chunks_embedded": total},
+        f"{stats.chunks} chunks from {stats.documents} documents embedded and indexed",
+        {"documents": stats.documents, "chunks": stats.chunks, "chunks_embedded": stats.chunks},
     )
 
 

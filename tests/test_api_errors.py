@@ -156,3 +156,8 @@ def test_importing_the_api_loads_no_model_code():
         "loaded = heavy & set(sys.modules); assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_the_step_image_needs_no_chalice():
+    code = "import sys; sys.modules['chalice'] = None; import chalicelib.step_lambdas"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

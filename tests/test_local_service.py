@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -114,28 +115,72 @@ def test_a_failure_after_minion_update_puts_the_previous_knowledge_base_back(
 
     dataset = upload(small_cisi, "cisi-small")
     minion_id = call(client, "post", "/api/v2/minions", {"name": "librarian"})[1]["id"]
-    first, _ = train(client, minion_id, dataset)
-    assert first["status"] == "SUCCEEDED"
     kb = get_knowledge_base()
     alias = f"minion-{minion_id}"
-    first_index = kb.resolve_alias(alias)
+    first, _ = train(client, minion_id, dataset)
+    second, _ = train(client, minion_id, dataset)
+    assert first["status"] == second["status"] == "SUCCEEDED"
+    assert kb.resolve_alias(alias) == f"{alias}-v{second['id']}"
 
     def broken_tests(ctx: Any) -> Any:
         assert kb.resolve_alias(alias) == f"{alias}-v{ctx.job.id}"
         raise RuntimeError("the test suite crashed")
 
     monkeypatch.setattr(training, "run_tests", broken_tests)
-    second, _ = train(client, minion_id, dataset)
+    third, _ = train(client, minion_id, dataset)
 
-    assert second["status"] == "FAILED"
-    assert second["error"]["step"] == "Testing"
-    assert second["metrics"]["before"]["ndcg_at_10"] == first["metrics"]["after"]["ndcg_at_10"]
-    assert kb.resolve_alias(alias) == first_index
-    assert f"{alias}-v{second['id']}" not in kb.list_indexes(alias)
+    assert third["status"] == "FAILED"
+    assert third["error"]["step"] == "Testing"
+    assert third["metrics"]["before"] == second["metrics"]["after"]
+    assert kb.resolve_alias(alias) == f"{alias}-v{second['id']}"
+    assert sorted(kb.list_indexes(f"{alias}-v")) == [
+        f"{alias}-v{first['id']}",
+        f"{alias}-v{second['id']}",
+    ]
     status, answer = call(
         client, "post", f"/api/v2/minions/{minion_id}/query", {"question": "indexing"}
     )
     assert status == 200 and answer["hits"]
+
+
+def test_cancel_after_minion_update_puts_the_previous_knowledge_base_back(
+    client, small_cisi, monkeypatch
+):
+    from chalicelib.kb import get_knowledge_base
+
+    dataset = upload(small_cisi, "cisi-small")
+    minion_id = call(client, "post", "/api/v2/minions", {"name": "librarian"})[1]["id"]
+    first, _ = train(client, minion_id, dataset)
+    kb = get_knowledge_base()
+    alias = f"minion-{minion_id}"
+    reached, release = threading.Event(), threading.Event()
+
+    def slow_tests(ctx: Any) -> Any:
+        reached.set()
+        release.wait(60)
+        raise AssertionError("a cancelled job's step went on")
+
+    monkeypatch.setattr(training, "run_tests", slow_tests)
+    status, second = call(
+        client, "post", "/api/v2/training-jobs", {"minion_id": minion_id, "dataset": dataset}
+    )
+    assert reached.wait(120)
+    assert kb.resolve_alias(alias) == f"{alias}-v{second['id']}"
+    status, cancelled = call(client, "post", f"/api/v2/training-jobs/{second['id']}/cancel")
+    release.set()
+    wait_for_end(second["id"])
+
+    assert status == 200 and cancelled["status"] == "CANCELLED"
+    assert kb.resolve_alias(alias) == f"{alias}-v{first['id']}"
+    assert kb.list_indexes(f"{alias}-v") == [f"{alias}-v{first['id']}"]
+    final = call(client, "get", f"/api/v2/training-jobs/{second['id']}")[1]
+    assert final["status"] == "CANCELLED"
+    assert [step["status"] for step in final["steps"]][5:] == [
+        "succeeded",
+        "skipped",
+        "skipped",
+        "skipped",
+    ]
 
 
 def test_a_malformed_dataset_fails_with_a_readable_reason(client, tmp_path):

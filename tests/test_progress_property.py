@@ -39,18 +39,14 @@ def owner_script(steps_done: int, fractions: list[float]) -> list[tuple]:
 stale_write = st.one_of(
     st.tuples(st.just("start"), st.sampled_from(STALE), st.integers(0, 8)),
     st.tuples(st.just("finish"), st.sampled_from(STALE), st.integers(0, 8)),
-    st.tuples(
-        st.just("fraction"), st.sampled_from(STALE), st.integers(0, 8), st.floats(0, 1)
-    ),
+    st.tuples(st.just("fraction"), st.sampled_from(STALE), st.integers(0, 8), st.floats(0, 1)),
     st.tuples(st.just("cancel")),
 )
 
 
 @st.composite
 def interleavings(draw: st.DrawFn) -> list[tuple]:
-    script = owner_script(
-        draw(st.integers(0, 9)), draw(st.lists(st.floats(0, 1), max_size=3))
-    )
+    script = owner_script(draw(st.integers(0, 9)), draw(st.lists(st.floats(0, 1), max_size=3)))
     for other in draw(st.lists(stale_write, max_size=12)):
         script.insert(draw(st.integers(0, len(script))), other)
     return script
@@ -97,9 +93,7 @@ def check(job: TrainingJob) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(script=interleavings(), job_id=st.integers(1, 2**40))
-def test_any_interleaving_keeps_progress_monotonic_bounded_and_consistent(
-    dynamodb, script, job_id
-):
+def test_any_interleaving_keeps_progress_monotonic_bounded_and_consistent(dynamodb, script, job_id):
     TrainingJob(
         id=job_id,
         minion_id="m",

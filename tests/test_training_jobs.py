@@ -56,6 +56,7 @@ def work(monkeypatch: pytest.MonkeyPatch) -> StandInWork:
     for step in STEPS:
         monkeypatch.setattr(training, step.handler, stand_in)
     monkeypatch.setattr("chalicelib.jobs.restore_previous_index", lambda job: None)
+    monkeypatch.setattr("chalicelib.jobs.prune_index_versions", lambda job: [])
     return stand_in
 
 
