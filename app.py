@@ -103,18 +103,10 @@ def create_training_job() -> Response:
 
 @route("/api/v2/training-jobs", "GET")
 def list_training_jobs() -> dict[str, Any]:
-    params = validation.query_params(
-        app.current_request.query_params, {"minion_id", "status", "limit", "next_token"}
+    minion_id, status, limit, next_token = validation.job_list_params(
+        app.current_request.query_params
     )
-    if "minion_id" not in params:
-        raise validation.BadRequest("query parameter minion_id is required")
-    found, token = jobs.list_jobs(
-        _owner(),
-        validation.minion_id(params["minion_id"]),
-        validation.job_status(params.get("status")),
-        validation.limit(params.get("limit")),
-        params.get("next_token"),
-    )
+    found, token = jobs.list_jobs(_owner(), minion_id, status, limit, next_token)
     return {"items": [job_view(job) for job in found], "next_token": token}
 
 

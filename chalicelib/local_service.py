@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -154,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--data-dir", type=Path, default=REPO / ".local")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the knowledge base lives (default: a temporary folder, like moto's state)",
+    )
     parser.add_argument(
         "--dataset",
         type=Path,
@@ -169,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from chalicelib.local_aws import local_aws
 
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    with local_aws(args.data_dir):
+    with tempfile.TemporaryDirectory() as scratch, local_aws(args.data_dir or Path(scratch)):
         from chalicelib.config import settings
 
         server = serve(args.host, args.port)

@@ -18,6 +18,7 @@ MINION_ID = re.compile(r"^m-[0-9a-f]{12}$")
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 DATASET_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
 MAX_JOB_ID = 2**53
+MAX_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -104,26 +105,23 @@ def training_options(raw: Mapping[str, Any]) -> dict[str, int]:
     return options
 
 
-def query_params(params: Mapping[str, str] | None, allowed: set[str]) -> dict[str, str]:
+def job_list_params(
+    params: Mapping[str, str] | None,
+) -> tuple[str, str | None, int, str | None]:
+    """``minion_id`` (required), ``status``, ``limit`` (1-100, default 20), ``next_token``."""
     params = dict(params or {})
-    unknown = sorted(set(params) - allowed)
+    unknown = sorted(set(params) - {"minion_id", "status", "limit", "next_token"})
     if unknown:
         raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
-    return params
-
-
-def limit(raw: str | None, default: int = 20, maximum: int = 100) -> int:
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise BadRequest(f"limit must be an integer from 1 to {maximum}")
-    return int(raw)
-
-
-def job_status(raw: str | None) -> str | None:
-    if raw is not None and raw not in JOB_STATUSES:
+    if "minion_id" not in params:
+        raise BadRequest("query parameter minion_id is required")
+    status = params.get("status")
+    if status is not None and status not in JOB_STATUSES:
         raise BadRequest(f"status must be one of {', '.join(JOB_STATUSES)}")
-    return raw
+    raw_limit = params.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
+    return minion_id(params["minion_id"]), status, int(raw_limit), params.get("next_token")
 
 
 def search_mode(raw: str) -> str:

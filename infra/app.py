@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # chalicelib: the step list
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # stack.py
 
 import aws_cdk as cdk
 from stack import MinionTrainingStack

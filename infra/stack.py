@@ -37,8 +37,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from chalice.cdk import Chalice
 from constructs import Construct
 
+from chalicelib.statemachine import DEFINITION_PATH, TASK_HANDLERS, substitution_key
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ASL_PATH = REPO_ROOT / "statemachine" / "training.asl.json"
+ASL_PATH = DEFINITION_PATH
 DOCKERFILE = "infra/Dockerfile"  # relative to the build context, the repository root
 
 # The image's build context is the repository root; this list is its .dockerignore (Docker
@@ -94,13 +96,17 @@ class ImageFunction:
     """
 
     handler: str  # chalicelib.step_lambdas.<handler>
-    substitution: str | None  # the ASL DefinitionSubstitutions variable, None if not a Task
     memory_mb: int
     timeout_s: int
     jobs: str = "rw"
     minions: str = ""
     bucket: str = ""
     kb: str = ""
+
+    @property
+    def substitution(self) -> str | None:
+        """The definition's ``${...}`` variable for this function, None if it is no Task."""
+        return substitution_key(self.handler) if self.handler in TASK_HANDLERS else None
 
     @property
     def construct_id(self) -> str:
@@ -115,31 +121,31 @@ LIGHT_MB = 1024
 
 # The one place that maps ASL variables to handlers and sets each function's permissions.
 IMAGE_FUNCTIONS: tuple[ImageFunction, ...] = (
-    ImageFunction("capture_before_metrics", "CaptureBeforeMetricsFunctionArn", HEAVY_MB, 900,
+    ImageFunction("capture_before_metrics", HEAVY_MB, 900,
                   minions="r", bucket="r", kb="r"),
-    ImageFunction("load_dataset", "LoadDatasetFunctionArn", 2048, 900,
+    ImageFunction("load_dataset", 2048, 900,
                   minions="r", bucket="rw"),
-    ImageFunction("create_knowledge_base", "CreateKnowledgeBaseFunctionArn", LIGHT_MB, 300,
+    ImageFunction("create_knowledge_base", LIGHT_MB, 300,
                   minions="r", kb="rw"),
-    ImageFunction("create_embeddings", "CreateEmbeddingsFunctionArn", HEAVY_MB, 900,
+    ImageFunction("create_embeddings", HEAVY_MB, 900,
                   minions="r", bucket="r", kb="rw"),
-    ImageFunction("update_minion", "UpdateMinionFunctionArn", LIGHT_MB, 300,
+    ImageFunction("update_minion", LIGHT_MB, 300,
                   minions="rw", kb="rw"),
-    ImageFunction("validate_training", "ValidateTrainingFunctionArn", HEAVY_MB, 900,
+    ImageFunction("validate_training", HEAVY_MB, 900,
                   minions="r", bucket="r", kb="r"),
-    ImageFunction("run_tests", "RunTestsFunctionArn", HEAVY_MB, 900,
+    ImageFunction("run_tests", HEAVY_MB, 900,
                   minions="r", bucket="r", kb="r"),
-    ImageFunction("capture_after_metrics", "CaptureAfterMetricsFunctionArn", HEAVY_MB, 900,
+    ImageFunction("capture_after_metrics", HEAVY_MB, 900,
                   minions="r", bucket="r", kb="r"),
-    ImageFunction("calculate_improvements", "CalculateImprovementsFunctionArn", LIGHT_MB, 300,
+    ImageFunction("calculate_improvements", LIGHT_MB, 300,
                   minions="rw"),
-    ImageFunction("mark_succeeded", "MarkSucceededFunctionArn", LIGHT_MB, 300,
-                  minions="rw"),
-    ImageFunction("mark_failed", "MarkFailedFunctionArn", LIGHT_MB, 300,
+    ImageFunction("mark_succeeded", LIGHT_MB, 300,
                   minions="rw", kb="rw"),
-    ImageFunction("on_execution_end", None, LIGHT_MB, 300,
+    ImageFunction("mark_failed", LIGHT_MB, 300,
                   minions="rw", kb="rw"),
-    ImageFunction("query", None, HEAVY_MB, 60, jobs="", minions="r", kb="r"),
+    ImageFunction("on_execution_end", LIGHT_MB, 300,
+                  minions="rw", kb="rw"),
+    ImageFunction("query", HEAVY_MB, 60, jobs="", minions="r", kb="r"),
 )  # fmt: skip
 
 
