@@ -10,9 +10,9 @@ from chalice import Chalice, CORSConfig, Response
 
 from chalicelib import jobs, minions, uploads, validation
 from chalicelib.auth import authorizer, owner_of
-from chalicelib.responses import json_errors
+from chalicelib.responses import cacheable, json_errors, json_response
 from chalicelib.validation import Field
-from chalicelib.views import etag, job_view, minion_view
+from chalicelib.views import job_view, minion_view
 
 app = Chalice(app_name="minion-training")
 app.log.setLevel(logging.INFO)
@@ -21,12 +21,12 @@ app.api.cors = CORSConfig(
     allow_headers=["Idempotency-Key", "If-None-Match"],
     expose_headers=["ETag", "Location"],
 )
-AUTH = {"authorizer": authorizer()} if authorizer() else {}
-JSON = {"Content-Type": "application/json"}
+AUTHORIZER = authorizer()
+AUTH = {"authorizer": AUTHORIZER} if AUTHORIZER else {}
 
 
 def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
-    """A route behind the authorizer whose client errors answer as JSON."""
+    """A route behind the authorizer whose errors answer as JSON."""
     return lambda view: app.route(path, methods=[method], **AUTH)(json_errors(view))
 
 
@@ -46,9 +46,9 @@ def health() -> dict[str, str]:
 @route("/api/v2/minions", "POST")
 def create_minion() -> Response:
     body = _body({"name": Field(str, required=True)})
-    minion = minions.create_minion(_owner(), validation.text(body["name"], "name", 200))
-    location = f"/api/v2/minions/{minion.id}"
-    return Response(minion_view(minion), status_code=201, headers={**JSON, "Location": location})
+    name = validation.text(body["name"], "name", validation.MAX_NAME_CHARS)
+    minion = minions.create_minion(_owner(), name)
+    return json_response(minion_view(minion), 201, Location=f"/api/v2/minions/{minion.id}")
 
 
 @route("/api/v2/minions/{minion_id}", "GET")
@@ -61,21 +61,17 @@ def query_minion(minion_id: str) -> dict[str, Any]:
     minion = minions.get_minion(validation.minion_id(minion_id), _owner())
     body = _body({"question": Field(str, required=True), "k": Field(int), "mode": Field(str)})
     question = validation.text(body["question"], "question", validation.MAX_QUESTION_CHARS)
-    k = validation.top_k(body.get("k", 5))
+    k = validation.top_k(body.get("k", validation.DEFAULT_K))
     mode = validation.search_mode(body.get("mode", "hybrid"))
-    return {
-        "minion_id": minion.id,
-        "mode": mode,
-        "hits": minions.query_minion(minion, question, k, mode),
-    }
+    hits = minions.query_minion(minion, question, k, mode)
+    return {"minion_id": minion.id, "mode": mode, "hits": hits}
 
 
 @route("/api/v2/dataset-uploads", "POST")
 def create_upload() -> Response:
-    body = _body({"filename": Field(str, required=True)})
-    return Response(
-        uploads.presigned_upload(_owner(), body["filename"]), status_code=201, headers=JSON
-    )
+    body = _body({"filename": Field(str, required=True), "folder": Field(str)})
+    folder = validation.folder(body["folder"]) if "folder" in body else None
+    return json_response(uploads.presigned_upload(_owner(), body["filename"], folder), 201)
 
 
 @route("/api/v2/training-jobs", "POST")
@@ -87,18 +83,15 @@ def create_training_job() -> Response:
             "options": Field(dict),
         }
     )
-    headers = {name.lower(): value for name, value in app.current_request.headers.items()}
     job, created = jobs.create_job(
         _owner(),
         validation.minion_id(body["minion_id"]),
         validation.dataset_uri(body["dataset"]),
         validation.training_options(body.get("options", {})),
-        validation.idempotency_key(headers.get("idempotency-key")),
+        validation.idempotency_key(app.current_request.headers.get("idempotency-key")),
     )
     location = f"/api/v2/training-jobs/{job.id}"
-    return Response(
-        job_view(job), status_code=202 if created else 200, headers={**JSON, "Location": location}
-    )
+    return json_response(job_view(job), 202 if created else 200, Location=location)
 
 
 @route("/api/v2/training-jobs", "GET")
@@ -112,13 +105,8 @@ def list_training_jobs() -> dict[str, Any]:
 
 @route("/api/v2/training-jobs/{job_id}", "GET")
 def get_training_job(job_id: str) -> Response:
-    body = job_view(jobs.get_job(validation.job_id(job_id), _owner()))
-    tag = etag(body)
-    if app.current_request.headers.get("if-none-match") == tag:
-        return Response("", status_code=304, headers={"ETag": tag})
-    return Response(
-        body, status_code=200, headers={**JSON, "ETag": tag, "Cache-Control": "no-cache"}
-    )
+    job = jobs.get_job(validation.job_id(job_id), _owner())
+    return cacheable(job_view(job), app.current_request.headers.get("if-none-match"))
 
 
 @route("/api/v2/training-jobs/{job_id}/cancel", "POST")

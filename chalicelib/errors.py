@@ -14,9 +14,15 @@ class ServiceError(Exception):
     def to_dict(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
 
+    @staticmethod
+    def from_dict(error: dict[str, str]) -> ServiceError:
+        """The error another function reported with ``to_dict``, as the same kind."""
+        kinds = {kind.code: kind for kind in ServiceError.__subclasses__()}
+        return kinds.get(error.get("code", ""), Unavailable)(error.get("message", "failed"))
+
 
 class BadRequest(ServiceError):
-    pass
+    """The request itself is malformed (the default status and code)."""
 
 
 class NotFound(ServiceError):

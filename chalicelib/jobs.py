@@ -7,13 +7,14 @@ import binascii
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import settings
@@ -29,6 +30,7 @@ from chalicelib.models import (
     STEP_PENDING,
     STEP_RUNNING,
     STEP_SKIPPED,
+    STEP_SUCCEEDED,
     SUCCEEDED,
     Counter,
     ErrorInfo,
@@ -42,17 +44,21 @@ from chalicelib.steps import STEPS
 log = logging.getLogger(__name__)
 
 JOB_SEQUENCE = "training-job-id"
+EXECUTION_PREFIX = "training-job-"
+EXECUTION_NAME = re.compile(rf":{EXECUTION_PREFIX}([0-9]{{1,16}})$")
 MAX_ERROR_MESSAGE = 1000
+CANCEL_ATTEMPTS = 5
+CONDITION_FAILED = "ConditionalCheckFailed"
 
 
 def execution_name(job_id: int) -> str:
-    return f"training-job-{job_id}"
+    """Named from the job id, so a second StartExecution for one job cannot happen."""
+    return f"{EXECUTION_PREFIX}{job_id}"
 
 
 def job_id_from_execution(execution_arn: str) -> int | None:
-    name = execution_arn.rsplit(":", 1)[-1]
-    prefix = execution_name(0)[:-1]
-    return int(name[len(prefix) :]) if name.startswith(prefix) else None
+    match = EXECUTION_NAME.search(execution_arn)
+    return int(match.group(1)) if match else None
 
 
 def execution_arn_for(job_id: int) -> str:
@@ -69,6 +75,7 @@ def next_job_id() -> int:
 
 
 def get_job(job_id: int, owner: str) -> TrainingJob:
+    """A job of ``owner``'s; another owner's job is reported missing, not forbidden."""
     try:
         job = TrainingJob.get(job_id, consistent_read=True)
     except DoesNotExist:
@@ -78,25 +85,14 @@ def get_job(job_id: int, owner: str) -> TrainingJob:
     return job
 
 
+def uploads_prefix(owner: str) -> str:
+    """Where an owner's datasets live: a job may only read its owner's uploads."""
+    return f"s3://{settings().dataset_bucket}/uploads/{owner}/"
+
+
 def _fingerprint(minion_id: str, dataset: str, options: Mapping[str, Any]) -> str:
     body = json.dumps([minion_id, dataset, options], sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def _remember_idempotency_key(owner: str, key: str, job_id: int, fingerprint: str) -> int | None:
-    """Bind ``key`` to ``job_id``; returns the job a previous request bound it to, if any."""
-    name = f"idempotency-key:{owner}:{key}"
-    record = Counter(name=name, value=job_id, fingerprint=fingerprint)
-    try:
-        record.save(condition=Counter.name.does_not_exist())
-        return None
-    except PutError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-    existing = Counter.get(name, consistent_read=True)
-    if existing.fingerprint != fingerprint:
-        raise Conflict(f"Idempotency-Key {key!r} was already used for a different training request")
-    return int(existing.value)
 
 
 def create_job(
@@ -106,14 +102,18 @@ def create_job(
     options: Mapping[str, Any],
     idempotency_key: str | None = None,
 ) -> tuple[TrainingJob, bool]:
-    """Create a job, claim the minion and start the execution; (job, created)."""
+    """Create a job, claim the minion and start the execution; (job, created).
+
+    The idempotency key, the minion's claim and the job are written in one transaction, so a
+    key never names a job that does not exist, and a busy minion is refused atomically.
+    """
     minion = get_minion(minion_id, owner)
+    if not dataset.startswith(uploads_prefix(owner)):
+        raise BadRequest(
+            f"dataset must be one of your uploads, under {uploads_prefix(owner)}"
+            " (POST /api/v2/dataset-uploads hands out upload URLs)"
+        )
     job_id = next_job_id()
-    if idempotency_key:
-        fingerprint = _fingerprint(minion_id, dataset, options)
-        earlier = _remember_idempotency_key(owner, idempotency_key, job_id, fingerprint)
-        if earlier is not None:
-            return get_job(earlier, owner), False
     job = TrainingJob(
         id=job_id,
         minion_id=minion.id,
@@ -125,21 +125,42 @@ def create_job(
         options=dict(options),
         execution_arn=execution_arn_for(job_id),
     )
+    fingerprint = _fingerprint(minion_id, dataset, options)
+    key = f"idempotency-key:{owner}:{idempotency_key}" if idempotency_key else None
     try:
         with TransactWrite(connection=Connection(region=settings().region)) as transaction:
+            if key:
+                transaction.save(
+                    Counter(name=key, value=job_id, fingerprint=fingerprint),
+                    condition=Counter.name.does_not_exist(),
+                )
             transaction.update(
                 minion,
                 actions=[Minion.active_job_id.set(job_id), Minion.updated_at.set(utc_now())],
                 condition=Minion.active_job_id.does_not_exist(),
             )
             transaction.save(job, condition=TrainingJob.id.does_not_exist())
-    except TransactWriteError:
-        busy = Minion.get(minion.id, consistent_read=True).active_job_id
-        raise Conflict(
-            f"minion {minion.id!r} already has a training in progress (job {busy})"
-        ) from None
+    except TransactWriteError as exc:
+        reasons = [reason.code if reason else None for reason in exc.cancellation_reasons or []]
+        if key and reasons[:1] == [CONDITION_FAILED]:
+            return _replay(key, idempotency_key, fingerprint, owner), False
+        if CONDITION_FAILED in reasons:
+            busy = Minion.get(minion.id, consistent_read=True).active_job_id
+            raise Conflict(
+                f"minion {minion.id!r} already has a training in progress (job {busy})"
+            ) from None
+        raise
     _start_execution(job)
     return job, True
+
+
+def _replay(key: str, idempotency_key: str, fingerprint: str, owner: str) -> TrainingJob:
+    record = Counter.get(key, consistent_read=True)
+    if record.fingerprint != fingerprint:
+        raise Conflict(
+            f"Idempotency-Key {idempotency_key!r} was already used for a different training"
+        )
+    return get_job(int(record.value), owner)
 
 
 def _start_execution(job: TrainingJob) -> None:
@@ -151,11 +172,10 @@ def _start_execution(job: TrainingJob) -> None:
         )
     except (ClientError, BotoCoreError) as exc:
         log.exception("job %s: could not start its execution", job.id)
-        _end_job(
-            job,
-            FAILED,
-            [TrainingJob.error.set(ErrorInfo(type="StartExecutionFailed", message=str(exc)))],
-        )
+        error = ErrorInfo(type="StartExecutionFailed", message=str(exc))
+        ended = _end_job(job, FAILED, [TrainingJob.error.set(error)])
+        if ended is not None:
+            _release_minion(ended)
         raise Unavailable("the training could not be started; retry later") from exc
 
 
@@ -172,13 +192,12 @@ def list_jobs(
 ) -> tuple[list[TrainingJob], str | None]:
     """A minion's jobs, newest first, one page at a time."""
     get_minion(minion_id, owner)
-    start_key = _decode_token(next_token) if next_token else None
     results = TrainingJob.by_minion.query(
         minion_id,
         scan_index_forward=False,
         filter_condition=(TrainingJob.status == status) if status else None,
         limit=limit,
-        last_evaluated_key=start_key,
+        last_evaluated_key=_decode_token(next_token, minion_id) if next_token else None,
         page_size=limit,
     )
     jobs = list(results)
@@ -190,49 +209,109 @@ def _encode_token(key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-def _decode_token(token: str) -> dict[str, Any]:
+TOKEN_SHAPE = {"id": "N", "minion_id": "S", "created_at": "S"}
+
+
+def _decode_token(token: str, minion_id: str) -> dict[str, Any]:
+    """The key a previous page ended at, checked so a forged token cannot reach DynamoDB."""
+    invalid = BadRequest("next_token is not a token this API handed out for this minion")
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, binascii.Error):
-        raise BadRequest("next_token is not a token this API handed out") from None
-    if not isinstance(key, dict):
-        raise BadRequest("next_token is not a token this API handed out")
+        raise invalid from None
+    if not isinstance(key, dict) or set(key) != set(TOKEN_SHAPE):
+        raise invalid
+    for name, kind in TOKEN_SHAPE.items():
+        value = key[name]
+        if not isinstance(value, dict) or set(value) != {kind} or not isinstance(value[kind], str):
+            raise invalid
+    if key["minion_id"]["S"] != minion_id or not re.fullmatch(r"[0-9]{1,16}", key["id"]["N"]):
+        raise invalid
     return key
 
 
 def cancel_job(job_id: int, owner: str) -> TrainingJob:
     """Mark the job CANCELLED and stop its execution; cancelling twice is not an error.
 
-    The knowledge base is put back by ``on_execution_end`` (the execution's ABORTED event), in
-    the step image: the API package carries no knowledge-base client.
+    The minion stays claimed until the step image has put its previous knowledge base back
+    (``settle_ended_job``, reached through the execution's ABORTED event), so no new training
+    can start on a half-undone minion. The API package carries no knowledge-base client.
     """
-    job = get_job(job_id, owner)
-    if job.status == CANCELLED:
-        return job
-    if job.status not in ACTIVE_STATUSES:
-        raise Conflict(f"training job {job_id} already ended with status {job.status}")
-    if not _end_job(job, CANCELLED, [], message="cancelled", restore=False):
-        return cancel_job(job_id, owner)
-    try:
-        _sfn().stop_execution(executionArn=job.execution_arn, cause="cancelled through the API")
-    except ClientError as exc:
-        log.warning("job %s: stop_execution failed: %s", job_id, exc)
-    return get_job(job_id, owner)
+    for _ in range(CANCEL_ATTEMPTS):
+        job = get_job(job_id, owner)
+        if job.status == CANCELLED:
+            return job
+        if job.status not in ACTIVE_STATUSES:
+            raise Conflict(f"training job {job_id} already ended with status {job.status}")
+        ended = _end_job(job, CANCELLED, [], message="cancelled")
+        if ended is not None:
+            try:
+                _sfn().stop_execution(executionArn=job.execution_arn, cause="cancelled")
+            except ClientError as exc:
+                log.warning("job %s: stop_execution failed: %s", job_id, exc)
+            return get_job(job_id, owner)
+    raise Unavailable(f"training job {job_id} kept changing; retry the cancel")
+
+
+def failing_step(job: TrainingJob) -> int:
+    """The step that was running; if none was (it failed before starting), the next one."""
+    current = int(job.current_step) if job.current_step is not None else 0
+    if job.steps[current].status == STEP_SUCCEEDED and current + 1 < len(STEPS):
+        return current + 1
+    return current
 
 
 def mark_succeeded(job_id: int, execution_arn: str) -> None:
     job = TrainingJob.get(job_id, consistent_read=True)
-    _end_job(job, SUCCEEDED, [TrainingJob.progress.set(100)], execution_arn=execution_arn)
+    ended = _end_job(job, SUCCEEDED, [TrainingJob.progress.set(100)], execution_arn)
+    settle_ended_job(ended or TrainingJob.get(job_id, consistent_read=True), execution_arn)
 
 
 def mark_failed(job_id: int, execution_arn: str, error_type: str, message: str) -> None:
-    """The failing step is the one marked running; progress stays where it was."""
+    """Failed at the step that was running, progress kept where it was."""
     job = TrainingJob.get(job_id, consistent_read=True)
-    step = STEPS[int(job.current_step)].name if job.current_step is not None else None
-    error = ErrorInfo(step=step, type=error_type, message=message[:MAX_ERROR_MESSAGE])
-    _end_job(
-        job, FAILED, [TrainingJob.error.set(error)], execution_arn=execution_arn, message=message
+    step = failing_step(job)
+    error = ErrorInfo(step=STEPS[step].name, type=error_type, message=message[:MAX_ERROR_MESSAGE])
+    ended = _end_job(
+        job,
+        FAILED,
+        [TrainingJob.error.set(error)],
+        execution_arn,
+        message=message,
+        failed_step=step,
     )
+    settle_ended_job(ended or TrainingJob.get(job_id, consistent_read=True), execution_arn)
+
+
+def on_execution_end(execution_arn: str, status: str, cause: str | None) -> None:
+    """An execution ended FAILED, TIMED_OUT or ABORTED (a cancel, a timeout, a console stop)."""
+    job_id = job_id_from_execution(execution_arn)
+    job = TrainingJob.get(job_id, consistent_read=True) if job_id else None
+    if job is None or job.execution_arn != execution_arn:
+        log.warning("execution %s is not a training job's", execution_arn)
+        return
+    if job.status in ACTIVE_STATUSES:
+        if status == "ABORTED":
+            _end_job(job, CANCELLED, [], execution_arn, message="execution stopped")
+        else:
+            error_type = "States.Timeout" if status == "TIMED_OUT" else "States.ExecutionFailed"
+            mark_failed(job_id, execution_arn, error_type, cause or f"the execution {status}")
+        job = TrainingJob.get(job_id, consistent_read=True)
+    settle_ended_job(job, execution_arn)
+
+
+def settle_ended_job(job: TrainingJob, execution_arn: str) -> None:
+    """After a job ended: tidy its knowledge base, then free the minion. Idempotent, so every
+    path that may see the end (the state machine, EventBridge, a cancel) can call it."""
+    if job.status in ACTIVE_STATUSES or job.execution_arn != execution_arn:
+        return
+    try:
+        if job.status == SUCCEEDED:
+            prune_index_versions(job)
+        else:
+            restore_previous_index(job)
+    finally:
+        _release_minion(job)
 
 
 def _end_job(
@@ -241,65 +320,50 @@ def _end_job(
     actions: list[Any],
     execution_arn: str | None = None,
     message: str | None = None,
-    restore: bool = True,
-) -> bool:
-    """Move a job to a terminal status, settle its step records, free the minion; a job that
-    did not succeed gives the minion back its previous knowledge base (``restore``)."""
+    failed_step: int | None = None,
+) -> TrainingJob | None:
+    """Move an active job to a terminal status and settle its step records, in one write
+    that holds only if no step moved since ``job`` was read."""
     actions = [*actions, TrainingJob.status.set(status)]
     for index, record in enumerate(job.steps):
-        if record.status == STEP_RUNNING:
-            final = STEP_FAILED if status == FAILED else STEP_SKIPPED
-            actions.append(TrainingJob.steps[index].status.set(final))
-            actions.append(TrainingJob.steps[index].finished_at.set(utc_now()))
-            if message:
-                actions.append(TrainingJob.steps[index].message.set(message[:MAX_ERROR_MESSAGE]))
-        elif record.status == STEP_PENDING and status != SUCCEEDED:
-            actions.append(TrainingJob.steps[index].status.set(STEP_SKIPPED))
-    condition = TrainingJob.status.is_in(*ACTIVE_STATUSES)
+        if index == failed_step:
+            final = STEP_FAILED
+        elif record.status == STEP_RUNNING or (
+            record.status == STEP_PENDING and status != SUCCEEDED
+        ):
+            final = STEP_SKIPPED
+        else:
+            continue
+        actions += [
+            TrainingJob.steps[index].status.set(final),
+            TrainingJob.steps[index].finished_at.set(utc_now()),
+        ]
+        if message and (record.status == STEP_RUNNING or index == failed_step):
+            actions.append(TrainingJob.steps[index].message.set(message[:MAX_ERROR_MESSAGE]))
+    if status == SUCCEEDED:
+        last = TrainingJob.steps[len(STEPS) - 1].status == STEP_SUCCEEDED
+        condition = (TrainingJob.status == RUNNING) & last
+    else:
+        condition = TrainingJob.status.is_in(*ACTIVE_STATUSES)
+    if job.current_step is None:
+        condition &= TrainingJob.current_step.does_not_exist()
+    else:
+        condition &= TrainingJob.current_step == job.current_step
     if execution_arn is not None:
         condition &= TrainingJob.execution_arn == execution_arn
-    if status == SUCCEEDED:
-        condition &= TrainingJob.status == RUNNING
-    if conditional_update(job.id, actions, condition, f"move to {status}") is None:
-        return False
-    ended = TrainingJob.get(job.id, consistent_read=True)
-    if status == SUCCEEDED:
-        prune_index_versions(ended)
-    elif restore:
-        restore_previous_index(ended)
-    _release_minion(ended)
-    return True
+    return conditional_update(job.id, actions, condition, f"move to {status}")
 
 
 def _release_minion(job: TrainingJob) -> None:
-    minion = Minion(id=job.minion_id)
+    """Free the minion if this job still holds it; record a success as its last training."""
     actions = [Minion.active_job_id.remove(), Minion.updated_at.set(utc_now())]
     if job.status == SUCCEEDED:
-        actions += [Minion.last_job_id.set(job.id)]
+        actions.append(Minion.last_job_id.set(job.id))
         if job.metrics_after is not None:
             actions.append(Minion.last_metrics.set(job.metrics_after.as_dict()))
     try:
-        minion.update(actions=actions, condition=Minion.active_job_id == job.id)
+        Minion(id=job.minion_id).update(actions=actions, condition=Minion.active_job_id == job.id)
     except UpdateError as exc:
-        log.warning("job %s: minion %s not released: %s", job.id, job.minion_id, exc)
-
-
-def on_execution_end(execution_arn: str, status: str, cause: str | None) -> None:
-    """An execution ended without the state machine recording it (timeout, console stop)."""
-    job_id = job_id_from_execution(execution_arn)
-    if job_id is None:
-        log.warning("execution %s is not a training job's", execution_arn)
-        return
-    try:
-        job = TrainingJob.get(job_id, consistent_read=True)
-    except DoesNotExist:
-        log.warning("execution %s names job %s, which does not exist", execution_arn, job_id)
-        return
-    if status == "ABORTED":
-        if job.status == CANCELLED:
-            restore_previous_index(job)
-        else:
-            _end_job(job, CANCELLED, [], execution_arn=execution_arn, message="execution stopped")
-    else:
-        error_type = "States.Timeout" if status == "TIMED_OUT" else "States.ExecutionFailed"
-        mark_failed(job_id, execution_arn, error_type, cause or f"the execution ended {status}")
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        log.info("job %s: minion %s was already released", job.id, job.minion_id)

@@ -83,8 +83,10 @@ def _stop_and_notify(original: Any) -> Any:
     def stop_execution(self: Any, execution_arn: str) -> Any:
         from chalicelib.step_lambdas import on_execution_end
 
+        was_running = self.describe_execution(execution_arn).status == "RUNNING"
         execution = original(self, execution_arn)
-        on_execution_end({"detail": {"executionArn": execution_arn, "status": "ABORTED"}})
+        if was_running:
+            on_execution_end({"detail": {"executionArn": execution_arn, "status": "ABORTED"}})
         return execution
 
     return stop_execution

@@ -17,8 +17,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from chalicelib.steps import STEPS, card_active_step
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,13 +60,23 @@ def serve(host: str, port: int) -> Any:
     return server
 
 
-def upload_dataset(folder: Path, bucket: str) -> str:
-    """Copy a dataset folder into the (local) dataset bucket; returns its s3:// prefix."""
-    s3 = boto3.client("s3")
-    prefix = f"datasets/{folder.name}/"
+def upload_dataset(api: Api, folder: Path) -> str:
+    """Upload a dataset folder as a client would: presigned URLs from the API, one per file.
+
+    Returns the ``s3://`` URI of the uploaded folder. (``requests`` reaches the local S3: moto
+    intercepts it in-process.)
+    """
+    import requests
+
+    uri = ""
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        s3.upload_file(str(path), bucket, prefix + path.name)
-    return f"s3://{bucket}/{prefix}"
+        body = {"filename": path.name, "folder": folder.name}
+        status, _, upload = api.call("POST", "/api/v2/dataset-uploads", body)
+        if status != 201:
+            raise RuntimeError(f"could not upload {path.name}: {upload}")
+        requests.put(upload["upload_url"], data=path.read_bytes(), timeout=60).raise_for_status()
+        uri = upload["folder_uri"]
+    return uri
 
 
 def render(job: dict[str, Any], width: int = 30) -> str:
@@ -175,16 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.local_aws import local_aws
 
     with tempfile.TemporaryDirectory() as scratch, local_aws(args.data_dir or Path(scratch)):
-        from chalicelib.config import settings
-
         server = serve(args.host, args.port)
         base = f"http://{args.host}:{args.port}"
         print(f"API on {base}/api/v2 (Ctrl-C stops it)")
         code = 0
         try:
             if not args.no_demo:
-                dataset = upload_dataset(args.dataset, settings().dataset_bucket)
-                code = run_demo(Api(base), dataset)
+                api = Api(base)
+                code = run_demo(api, upload_dataset(api, args.dataset))
                 if args.exit_after_demo:
                     return code
             print(f"serving on {base}/api/v2; Ctrl-C stops it")

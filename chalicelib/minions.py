@@ -11,12 +11,11 @@ import boto3
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.config import settings
-from chalicelib.errors import Conflict, NotFound, Unavailable
+from chalicelib.errors import Conflict, NotFound, ServiceError, Unavailable
+from chalicelib.kb.base import KnowledgeBaseError
 from chalicelib.models import Minion, TrainingJob
 
 log = logging.getLogger(__name__)
-
-SEARCH_MODES = ("dense", "bm25", "hybrid")
 
 
 def create_minion(owner: str, name: str) -> Minion:
@@ -60,7 +59,9 @@ def restore_previous_index(job: TrainingJob) -> None:
 
 
 def prune_index_versions(job: TrainingJob) -> list[str]:
-    """After a success keep the new version and the one before it (a manual way back)."""
+    """After a success keep the new version and the one before it (a manual way back).
+
+    Best effort: a version left behind costs storage, not correctness."""
     from chalicelib.kb import get_knowledge_base
 
     kb = get_knowledge_base()
@@ -68,7 +69,10 @@ def prune_index_versions(job: TrainingJob) -> list[str]:
     keep = {job.index_name, job.previous_index}
     stale = [name for name in kb.list_indexes(f"{alias}-v") if name not in keep]
     for name in stale:
-        kb.delete_index(name)
+        try:
+            kb.delete_index(name)
+        except KnowledgeBaseError as exc:
+            log.warning("job %s: old index %s not deleted: %s", job.id, name, exc)
     return stale
 
 
@@ -85,7 +89,7 @@ def query_minion(minion: Minion, question: str, k: int, mode: str) -> list[dict[
         log.error("query function failed: %s", payload)
         raise Unavailable("the knowledge base could not answer; retry later")
     if "error" in payload:
-        raise Conflict(payload["error"]["message"])
+        raise ServiceError.from_dict(payload["error"])
     return payload["hits"]
 
 
@@ -98,7 +102,11 @@ def search_alias(alias: str, question: str, k: int, mode: str) -> list[dict[str,
     kb = get_knowledge_base()
     if kb.resolve_alias(alias) is None:
         raise Conflict("this minion has no knowledge base yet: train it first")
-    hits = search(kb, alias, question, mode, k, get_embedder())
+    try:
+        hits = search(kb, alias, question, mode, k, get_embedder())
+    except KnowledgeBaseError as exc:
+        log.error("search of %s failed: %s", alias, exc)
+        raise Unavailable("the knowledge base could not answer; retry later") from exc
     return [
         {
             "doc_id": hit.doc_id,

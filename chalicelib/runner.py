@@ -10,9 +10,9 @@ from typing import Any
 from chalicelib.models import TrainingJob
 from chalicelib.progress import (
     FractionReporter,
-    conditional_update,
+    JobNotRunning,
     finish_step,
-    owned_by,
+    record_fields,
     start_step,
 )
 from chalicelib.steps import Step
@@ -41,14 +41,7 @@ class StepContext:
     def record(self, **fields: Any) -> bool:
         """Store fields now, before the step ends (e.g. what to undo if it dies); False if the
         job is no longer this execution's to change."""
-        actions = [
-            getattr(TrainingJob, name).set(value)
-            if value is not None
-            else getattr(TrainingJob, name).remove()
-            for name, value in fields.items()
-        ]
-        condition = owned_by(self.execution_arn)
-        return conditional_update(self.job.id, actions, condition, "record") is not None
+        return record_fields(self.job.id, self.execution_arn, fields)
 
 
 StepWork = Callable[[StepContext], StepOutcome]
@@ -57,20 +50,24 @@ StepWork = Callable[[StepContext], StepOutcome]
 def run_step(step: Step, work: StepWork, event: Mapping[str, Any]) -> dict[str, Any]:
     """Mark the step running, do its work, record the outcome and advance progress.
 
-    If the job is no longer this execution's to run (cancelled, or a newer execution owns it),
-    the work is skipped: a stale execution must not build indexes or move aliases.
-    Exceptions propagate, so the state machine's Catch records the failure.
+    If the job is not, or stops being, this execution's to run (cancelled, or a newer
+    execution owns it), the work is skipped or abandoned: a stale execution must not build
+    indexes or move aliases. Other exceptions propagate, so the state machine's Catch records
+    the failure.
     """
     job_id = int(event["job_id"])
     execution_arn = str(event["execution_arn"])
-    job = start_step(TrainingJob.get(job_id), step, execution_arn)
+    skipped = {"job_id": job_id, "step": step.name, "skipped": True}
+    job = start_step(job_id, step, execution_arn)
     if job is None:
-        log.warning(
-            "job %s: %r skipped, the job is not running under %s", job_id, step.name, execution_arn
-        )
-        return {"job_id": job_id, "step": step.name, "skipped": True}
-    reporter = FractionReporter(job_id, step, execution_arn)
-    outcome = work(StepContext(job, step, reporter, execution_arn))
+        log.warning("job %s: %r skipped, not running under %s", job_id, step.name, execution_arn)
+        return skipped
+    reporter = FractionReporter(job_id, step, execution_arn, float(job.progress))
+    try:
+        outcome = work(StepContext(job, step, reporter, execution_arn))
+    except JobNotRunning:
+        log.warning("job %s: %r abandoned, the job stopped meanwhile", job_id, step.name)
+        return skipped
     counters = {**reporter.counters, **outcome.counters}
     finish_step(job_id, step, execution_arn, outcome.message, counters, outcome.fields)
     return {"job_id": job_id, "step": step.name, "message": outcome.message}

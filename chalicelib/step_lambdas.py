@@ -82,4 +82,4 @@ def query(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     try:
         return {"hits": search_alias(event["alias"], event["question"], event["k"], event["mode"])}
     except ServiceError as exc:
-        return {"status": exc.status, **exc.to_dict()}
+        return exc.to_dict()

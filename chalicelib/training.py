@@ -11,35 +11,32 @@ import boto3
 
 from chalicelib import datasets
 from chalicelib.config import settings
-from chalicelib.datasets import Dataset, DatasetError, Limits
+from chalicelib.datasets import Dataset, DatasetError
+from chalicelib.embeddings import DIMENSION, Embedder, get_embedder
+from chalicelib.indexing import index_documents
+from chalicelib.kb import KnowledgeBase, get_knowledge_base
+from chalicelib.metrics import RetrievalMetrics
+from chalicelib.minions import index_name_for, restore_previous_index
 from chalicelib.models import RUNNING, Minion, TrainingJob
+from chalicelib.retrieval import evaluate, search
 from chalicelib.runner import StepContext, StepOutcome
 from chalicelib.steps import STEP_BY_HANDLER
 
 log = logging.getLogger(__name__)
 
 METRICS_MODE = "hybrid"
-SAMPLE_QUERIES = 5
+TEST_MODES = ("dense", "bm25")
+SAMPLE_DOCUMENTS = 10
+SAMPLE_DEPTH = 10
+CHUNK_OPTIONS = {"chunk_tokens": "max_tokens", "chunk_overlap": "overlap"}
 
 
 class TrainingCheckFailed(RuntimeError):
     """The new knowledge base is not what the dataset should have produced."""
 
 
-def _kb() -> Any:
-    from chalicelib.kb import get_knowledge_base
-
-    return get_knowledge_base()
-
-
-def _embedder() -> Any:
-    from chalicelib.embeddings import get_embedder
-
-    return get_embedder()
-
-
-def _minion(job: TrainingJob) -> Minion:
-    return Minion.get(job.minion_id, consistent_read=True)
+def _alias(job: TrainingJob) -> str:
+    return Minion.get(job.minion_id, consistent_read=True).kb_alias
 
 
 def _refined_dataset(job: TrainingJob) -> Dataset:
@@ -48,13 +45,8 @@ def _refined_dataset(job: TrainingJob) -> Dataset:
     return datasets.load_dataset(job.refined_dataset)
 
 
-def _evaluate(alias: str, dataset: Dataset, mode: str) -> dict[str, Any]:
-    from chalicelib.retrieval import evaluate
-
-    return evaluate(_kb(), alias, dataset.eval_items, _embedder(), mode=mode)
-
-
-CHUNK_OPTIONS = {"chunk_tokens": "max_tokens", "chunk_overlap": "overlap"}
+def _evaluate(kb: KnowledgeBase, alias: str, dataset: Dataset, mode: str) -> dict[str, Any]:
+    return evaluate(kb, alias, dataset.eval_items, get_embedder(), mode=mode)
 
 
 def _chunk_options(job: TrainingJob) -> dict[str, int]:
@@ -66,34 +58,39 @@ def _chunk_options(job: TrainingJob) -> dict[str, int]:
 
 
 def capture_before_metrics(ctx: StepContext) -> StepOutcome:
-    """The minion's retrieval quality on this dataset's questions before it is retrained."""
+    """The minion's retrieval quality on this dataset's questions before it is retrained.
+
+    The questions are refined exactly as step 2 will refine them (refinement is deterministic),
+    so before and after are measured on the same questions.
+    """
     try:
-        dataset = datasets.load_dataset(ctx.job.dataset)
+        dataset, _ = datasets.refine(datasets.load_dataset(ctx.job.dataset))
     except DatasetError as exc:
         return StepOutcome(f"no baseline: the dataset could not be read ({exc})")
+    questions = {"questions": len(dataset.eval_items)}
     if not dataset.eval_items:
         return StepOutcome("no baseline: the dataset has no evaluation questions")
-    alias = _minion(ctx.job).kb_alias
-    if _kb().resolve_alias(alias) is None:
-        zeros = {"ndcg_at_10": 0.0, "recall_at_10": 0.0, "mrr_at_10": 0.0}
-        metrics = {**zeros, "queries": len(dataset.eval_items), "mode": METRICS_MODE}
+    kb = get_knowledge_base()
+    alias = _alias(ctx.job)
+    if kb.resolve_alias(alias) is None:
+        judged = sum(1 for item in dataset.eval_items if item.relevant_ids)
+        metrics = {**RetrievalMetrics(0.0, 0.0, 0.0, judged).to_dict(), "mode": METRICS_MODE}
         return StepOutcome(
             "the minion had no knowledge base yet: baseline is zero",
-            {"questions": len(dataset.eval_items)},
+            questions,
             {"metrics_before": metrics},
         )
-    metrics = _evaluate(alias, dataset, METRICS_MODE)
+    metrics = _evaluate(kb, alias, dataset, METRICS_MODE)
     return StepOutcome(
         f"nDCG@10 {metrics['ndcg_at_10']:.3f} before training",
-        {"questions": len(dataset.eval_items)},
+        questions,
         {"metrics_before": metrics},
     )
 
 
 def load_dataset(ctx: StepContext) -> StepOutcome:
     """Read, normalise and de-duplicate the dataset; keep the refined copy for later steps."""
-    limits = Limits()
-    dataset, report = datasets.refine(datasets.load_dataset(ctx.job.dataset, limits), limits)
+    dataset, report = datasets.refine(datasets.load_dataset(ctx.job.dataset))
     key_prefix = f"artifacts/training-jobs/{ctx.job.id}/refined"
     bucket = settings().dataset_bucket
     s3 = boto3.client("s3", region_name=settings().region)
@@ -116,30 +113,29 @@ def load_dataset(ctx: StepContext) -> StepOutcome:
 
 
 def create_knowledge_base(ctx: StepContext) -> StepOutcome:
-    """A fresh index version, so the minion keeps answering from the old one meanwhile."""
-    from chalicelib.embeddings import EMBEDDING_DIMENSION
-    from chalicelib.minions import index_name_for
+    """A new index version, so the minion keeps answering from the old one meanwhile.
 
-    index = index_name_for(_minion(ctx.job), ctx.job.id)
+    A retried step finds its index already there and leaves it alone.
+    """
+    index = index_name_for(Minion.get(ctx.job.minion_id), ctx.job.id)
     if not ctx.record(index_name=index):
         return StepOutcome("the job is no longer running: no index created")
-    kb = _kb()
-    kb.delete_index(index)
-    kb.create_index(index, EMBEDDING_DIMENSION)
-    return StepOutcome(f"index {index} created", {"dimension": EMBEDDING_DIMENSION})
+    kb = get_knowledge_base()
+    if index in kb.list_indexes(index):
+        return StepOutcome(f"index {index} already created", {"dimension": DIMENSION})
+    kb.create_index(index, DIMENSION)
+    return StepOutcome(f"index {index} created", {"dimension": DIMENSION})
 
 
 def create_embeddings(ctx: StepContext) -> StepOutcome:
     """Chunk, embed and index every document; progress follows the embedding batches."""
-    from chalicelib.indexing import index_documents
-
     dataset = _refined_dataset(ctx.job)
     ctx.report(0.0, documents=len(dataset.documents), chunks_embedded=0)
     stats = index_documents(
-        _kb(),
+        get_knowledge_base(),
         ctx.job.index_name,
         dataset.documents,
-        _embedder(),
+        get_embedder(),
         on_progress=lambda fraction, done: ctx.report(fraction, chunks_embedded=done),
         **_chunk_options(ctx.job),
     )
@@ -151,11 +147,10 @@ def create_embeddings(ctx: StepContext) -> StepOutcome:
 
 def update_minion(ctx: StepContext) -> StepOutcome:
     """Point the minion's alias at the new index in one atomic swap; remember the old one."""
-    from chalicelib.minions import restore_previous_index
-
-    kb = _kb()
-    alias = _minion(ctx.job).kb_alias
-    if not ctx.record(previous_index=kb.resolve_alias(alias)):
+    kb = get_knowledge_base()
+    alias = _alias(ctx.job)
+    current = kb.resolve_alias(alias)
+    if current != ctx.job.index_name and not ctx.record(previous_index=current):
         return StepOutcome("the job is no longer running: the minion was left as it was")
     kb.set_alias(alias, ctx.job.index_name)
     job = TrainingJob.get(ctx.job.id, consistent_read=True)
@@ -166,28 +161,36 @@ def update_minion(ctx: StepContext) -> StepOutcome:
 
 
 def validate_training(ctx: StepContext) -> StepOutcome:
-    """The index holds every chunk, and sample questions get answers through the alias."""
-    from chalicelib.retrieval import search
-
+    """The alias reaches every chunk, and documents are found by their own titles."""
     embedding = STEP_BY_HANDLER["create_embeddings"].index
     expected = int(ctx.job.steps[embedding].counters.as_dict()["chunks"])
-    kb = _kb()
-    alias = _minion(ctx.job).kb_alias
+    kb = get_knowledge_base()
+    alias = _alias(ctx.job)
     indexed = kb.count(alias)
     if indexed != expected:
         raise TrainingCheckFailed(f"the index holds {indexed} chunks; {expected} were embedded")
-    dataset = _refined_dataset(ctx.job)
-    samples = [item.question for item in dataset.eval_items[:SAMPLE_QUERIES]] or [
-        doc.title or doc.text[:200] for doc in dataset.documents[:SAMPLE_QUERIES]
-    ]
-    embedder = _embedder()
-    for question in samples:
-        if not search(kb, alias, question, METRICS_MODE, 1, embedder):
-            raise TrainingCheckFailed(f"the sample query {question[:80]!r} found nothing")
+    samples = [doc for doc in _refined_dataset(ctx.job).documents if doc.title]
+    samples = samples[:SAMPLE_DOCUMENTS]
+    _check_samples(kb, alias, samples, get_embedder())
     return StepOutcome(
-        f"{indexed} chunks indexed; {len(samples)} sample queries answered",
+        f"{indexed} chunks indexed; {len(samples)} documents found by their titles",
         {"chunks_indexed": indexed, "sample_queries": len(samples)},
     )
+
+
+def _check_samples(kb: KnowledgeBase, alias: str, samples: list[Any], embedder: Embedder) -> None:
+    """Most sample documents must come back for their own title (titles can be generic, so
+    not every one has to): an index that lost its text or vectors fails this."""
+    missed = []
+    for doc in samples:
+        hits = search(kb, alias, doc.title, METRICS_MODE, SAMPLE_DEPTH, embedder)
+        if doc.id not in {hit.doc_id for hit in hits}:
+            missed.append(doc.id)
+    if len(missed) * 2 > len(samples):
+        raise TrainingCheckFailed(
+            f"documents {', '.join(missed)} are not among the top {SAMPLE_DEPTH} results"
+            " for their own titles"
+        )
 
 
 def run_tests(ctx: StepContext) -> StepOutcome:
@@ -195,8 +198,9 @@ def run_tests(ctx: StepContext) -> StepOutcome:
     dataset = _refined_dataset(ctx.job)
     if not dataset.eval_items:
         return StepOutcome("no evaluation questions in the dataset: nothing to test")
-    alias = _minion(ctx.job).kb_alias
-    results = {mode: _evaluate(alias, dataset, mode) for mode in ("dense", "bm25")}
+    kb = get_knowledge_base()
+    alias = _alias(ctx.job)
+    results = {mode: _evaluate(kb, alias, dataset, mode) for mode in TEST_MODES}
     message = ", ".join(f"{mode} nDCG@10 {m['ndcg_at_10']:.3f}" for mode, m in results.items())
     return StepOutcome(message, {"questions": len(dataset.eval_items)}, {"test_results": results})
 
@@ -206,7 +210,7 @@ def capture_after_metrics(ctx: StepContext) -> StepOutcome:
     dataset = _refined_dataset(ctx.job)
     if not dataset.eval_items:
         return StepOutcome("no evaluation questions in the dataset: no metrics")
-    metrics = _evaluate(_minion(ctx.job).kb_alias, dataset, METRICS_MODE)
+    metrics = _evaluate(get_knowledge_base(), _alias(ctx.job), dataset, METRICS_MODE)
     return StepOutcome(
         f"nDCG@10 {metrics['ndcg_at_10']:.3f} after training",
         {"questions": len(dataset.eval_items)},

@@ -9,15 +9,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import BadRequest, PayloadTooLarge
-from chalicelib.minions import SEARCH_MODES
 from chalicelib.models import JOB_STATUSES
+from chalicelib.retrieval import MODES
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_QUESTION_CHARS = 2000
-MINION_ID = re.compile(r"^m-[0-9a-f]{12}$")
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-DATASET_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
-MAX_JOB_ID = 2**53
+MAX_NAME_CHARS = 200
+DEFAULT_K = 5
+MAX_K = 50
+MINION_ID = re.compile(r"m-[0-9a-f]{12}")
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+DATASET_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[!-~]+")
+FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
+POSITIVE_INT = re.compile(r"[1-9][0-9]{0,15}")
 MAX_PAGE = 100
 
 
@@ -35,6 +39,8 @@ def json_body(raw: bytes | None, fields: Mapping[str, Field]) -> dict[str, Any]:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     unknown = sorted(set(body) - set(fields))
@@ -63,19 +69,19 @@ def text(value: str, name: str, max_chars: int) -> str:
 
 
 def job_id(raw: str) -> int:
-    if not raw.isdigit() or not 0 < int(raw) < MAX_JOB_ID:
-        raise BadRequest(f"job id must be a positive integer, not {raw!r}")
+    if not POSITIVE_INT.fullmatch(raw):
+        raise BadRequest(f"job id must be a positive integer, not {raw[:40]!r}")
     return int(raw)
 
 
 def minion_id(raw: str) -> str:
-    if not MINION_ID.match(raw):
-        raise BadRequest(f"{raw!r} is not a minion id (m- and 12 hex digits)")
+    if not MINION_ID.fullmatch(raw):
+        raise BadRequest(f"{raw[:40]!r} is not a minion id (m- and 12 hex digits)")
     return raw
 
 
 def dataset_uri(raw: str) -> str:
-    if not DATASET_URI.match(raw):
+    if not DATASET_URI.fullmatch(raw):
         raise BadRequest(f"dataset must be an s3://bucket/key URI, not {raw[:200]!r}")
     return raw
 
@@ -83,7 +89,7 @@ def dataset_uri(raw: str) -> str:
 def idempotency_key(raw: str | None) -> str | None:
     if raw is None:
         return None
-    if not IDEMPOTENCY_KEY.match(raw):
+    if not IDEMPOTENCY_KEY.fullmatch(raw):
         raise BadRequest("Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : -")
     return raw
 
@@ -119,18 +125,24 @@ def job_list_params(
     if status is not None and status not in JOB_STATUSES:
         raise BadRequest(f"status must be one of {', '.join(JOB_STATUSES)}")
     raw_limit = params.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+    if not POSITIVE_INT.fullmatch(raw_limit) or int(raw_limit) > MAX_PAGE:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
     return minion_id(params["minion_id"]), status, int(raw_limit), params.get("next_token")
 
 
 def search_mode(raw: str) -> str:
-    if raw not in SEARCH_MODES:
-        raise BadRequest(f"mode must be one of {', '.join(SEARCH_MODES)}")
+    if raw not in MODES:
+        raise BadRequest(f"mode must be one of {', '.join(MODES)}")
     return raw
 
 
 def top_k(raw: int) -> int:
-    if not 1 <= raw <= 50:
-        raise BadRequest("k must be an integer from 1 to 50")
+    if not 1 <= raw <= MAX_K:
+        raise BadRequest(f"k must be an integer from 1 to {MAX_K}")
+    return raw
+
+
+def folder(raw: str) -> str:
+    if not FOLDER.fullmatch(raw):
+        raise BadRequest("folder must be a plain name (letters, digits, . _ -)")
     return raw

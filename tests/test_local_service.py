@@ -35,11 +35,12 @@ def small_cisi(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def upload(folder: Path, prefix: str) -> str:
+def upload(folder: Path, name: str) -> str:
+    """The dataset as the local owner's upload (what the presigned URLs would produce)."""
     s3 = boto3.client("s3")
     for path in folder.iterdir():
-        s3.upload_file(str(path), BUCKET, f"{prefix}/{path.name}")
-    return f"s3://{BUCKET}/{prefix}/"
+        s3.upload_file(str(path), BUCKET, f"uploads/local/{name}/{path.name}")
+    return f"s3://{BUCKET}/uploads/local/{name}/"
 
 
 @pytest.fixture

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from chalicelib.models import CANCELLED, RUNNING, TrainingJob, create_tables
-from chalicelib.progress import FractionReporter, conditional_update, finish_step, start_step
+from chalicelib.progress import (
+    FractionReporter,
+    JobNotRunning,
+    conditional_update,
+    finish_step,
+    start_step,
+)
 from chalicelib.steps import STEPS, boundary
 
 OWNER = "arn:aws:states:us-east-1:123456789012:execution:m:owner"
@@ -36,7 +42,11 @@ def owner_script(steps_done: int, fractions: list[float]) -> list[tuple]:
     return script
 
 
+owner_redelivery = st.tuples(st.just("start"), st.just(OWNER), st.integers(0, 8))
+"""A retried, late or early start from the owner itself (Lambda retries, slow deliveries)."""
+
 stale_write = st.one_of(
+    owner_redelivery,
     st.tuples(st.just("start"), st.sampled_from(STALE), st.integers(0, 8)),
     st.tuples(st.just("finish"), st.sampled_from(STALE), st.integers(0, 8)),
     st.tuples(st.just("fraction"), st.sampled_from(STALE), st.integers(0, 8), st.floats(0, 1)),
@@ -64,11 +74,25 @@ def apply(job_id: int, write: tuple) -> None:
         return
     arn, step = write[1], STEPS[write[2]]
     if kind == "start":
-        start_step(TrainingJob.get(job_id, consistent_read=True), step, arn)
+        start_step(job_id, step, arn)
     elif kind == "finish":
         finish_step(job_id, step, arn, "done", {"n": 1}, {})
     else:
-        FractionReporter(job_id, step, arn, clock=lambda: 1e9)(write[3])
+        try:
+            progress = TrainingJob.get(job_id, consistent_read=True).progress
+            FractionReporter(job_id, step, arn, progress, clock=lambda: 1e9)(write[3])
+        except JobNotRunning:
+            assert arn != OWNER or job_not_running_for_owner(job_id, step)
+
+
+def job_not_running_for_owner(job_id: int, step: object) -> bool:
+    """The owner's fraction write may only be refused when that step is not the running one."""
+    job = TrainingJob.get(job_id, consistent_read=True)
+    return (
+        job.status != RUNNING
+        or job.current_step != step.index
+        or (job.steps[step.index].status != "running")
+    )
 
 
 def check(job: TrainingJob) -> None:
@@ -111,3 +135,27 @@ def test_any_interleaving_keeps_progress_monotonic_bounded_and_consistent(dynamo
         seen.append(job.progress)
         check(job)
     TrainingJob(id=job_id).delete()
+
+
+def test_a_retried_step_runs_again_and_finishes(dynamodb):
+    """A Lambda retry of a step that had reported progress must not be taken for a stale run."""
+    TrainingJob(
+        id=7,
+        minion_id="m",
+        owner="o",
+        dataset="s3://b/k",
+        execution_arn=OWNER,
+        status="QUEUED",
+        steps=TrainingJob.fresh_steps(),
+    ).save()
+    step = STEPS[0]
+    first = start_step(7, step, OWNER)
+    FractionReporter(7, step, OWNER, first.progress, clock=lambda: 1e9)(0.8)
+    retry = start_step(7, step, OWNER)
+    assert retry is not None and retry.progress == step.progress_at(0.8)
+    FractionReporter(7, step, OWNER, retry.progress, clock=lambda: 1e9)(0.0)
+    assert finish_step(7, step, OWNER, "done", {}, {}) is not None
+    job = TrainingJob.get(7, consistent_read=True)
+    assert job.progress == step.end
+    assert job.steps[0].status == "succeeded"
+    assert start_step(7, step, OWNER) is None

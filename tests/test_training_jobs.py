@@ -83,7 +83,7 @@ def new_minion(client: Client) -> str:
 
 
 def start(client: Client, minion_id: str, **headers: str) -> Any:
-    body = {"minion_id": minion_id, "dataset": "s3://minion-datasets/datasets/x/"}
+    body = {"minion_id": minion_id, "dataset": "s3://minion-datasets/uploads/local/x/"}
     return post(client, "/api/v2/training-jobs", body, **headers)
 
 
@@ -195,7 +195,7 @@ def test_a_retried_post_with_the_same_idempotency_key_returns_the_same_job(clien
     other = post(
         client,
         "/api/v2/training-jobs",
-        {"minion_id": minion_id, "dataset": "s3://minion-datasets/other/"},
+        {"minion_id": minion_id, "dataset": "s3://minion-datasets/uploads/local/other/"},
         **{"Idempotency-Key": "abc-1"},
     )
     assert other.status_code == 409
@@ -218,7 +218,7 @@ def test_a_second_job_for_a_busy_minion_is_refused(client, work):
 
 def test_progress_writes_from_a_stale_execution_are_ignored(client, work):
     from chalicelib import step_lambdas
-    from chalicelib.progress import FractionReporter
+    from chalicelib.progress import FractionReporter, JobNotRunning
 
     job_id = start(client, new_minion(client)).json_body["id"]
     wait_for_end(job_id)
@@ -226,7 +226,8 @@ def test_progress_writes_from_a_stale_execution_are_ignored(client, work):
     stale = "arn:aws:states:us-east-1:123456789012:execution:minion-training:old"
     result = step_lambdas.create_embeddings({"job_id": job_id, "execution_arn": stale})
     assert result["skipped"] is True
-    FractionReporter(job_id, STEPS[8], stale)(0.9)
+    with pytest.raises(JobNotRunning):
+        FractionReporter(job_id, STEPS[8], stale, 0.0)(0.9)
     after = get_job(client, job_id)
     assert after["progress"] == before["progress"] == 100
     assert after["steps"] == before["steps"]
