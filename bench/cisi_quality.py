@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chalicelib import datasets
-from chalicelib.embeddings import EMBEDDING_DIMENSION, get_embedder
+from chalicelib.embeddings import DIMENSION, get_embedder
 from chalicelib.indexing import index_documents
 from chalicelib.kb.lancedb import LanceDBKnowledgeBase
 from chalicelib.retrieval import evaluate
@@ -39,7 +39,7 @@ def measure(kb_path: Path, cisi: Path = CISI) -> tuple[dict[str, dict], float]:
     """Metrics per mode, and the seconds that indexing took."""
     dataset, _ = datasets.refine(datasets.load_dataset(str(cisi)))
     kb = LanceDBKnowledgeBase(kb_path)
-    kb.create_index("cisi", EMBEDDING_DIMENSION)
+    kb.create_index("cisi", DIMENSION)
     embedder = get_embedder()
     started = time.perf_counter()
     index_documents(kb, "cisi", dataset.documents, embedder)

@@ -31,7 +31,14 @@ def owner_of(context: Mapping[str, Any] | None) -> str:
     if claims.get("sub"):
         principal = f"cognito:{claims['sub']}"
     elif (context.get("identity") or {}).get("userArn"):
-        principal = f"iam:{context['identity']['userArn']}"
+        principal = f"iam:{_stable_principal(context['identity']['userArn'])}"
     else:
         return LOCAL_OWNER
     return hashlib.sha256(principal.encode()).hexdigest()[:32]
+
+
+def _stable_principal(arn: str) -> str:
+    """An assumed role's ARN names the session too; the owner is the role, not the session."""
+    if ":assumed-role/" in arn:
+        return arn.rsplit("/", 1)[0]
+    return arn

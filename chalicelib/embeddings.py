@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
 """Vector size of the model, for callers (index creation) that must not load it."""
-EMBEDDING_DIMENSION = DIMENSION
 MAX_SEQ_LENGTH = 256
 """Model window in tokens, including [CLS] and [SEP]; longer inputs are truncated by the model."""
 DEFAULT_BATCH_SIZE = 32
@@ -61,16 +60,10 @@ def load_model() -> SentenceTransformer:
     return _model
 
 
-def model_loaded() -> bool:
-    return _model is not None
-
-
 @functools.cache
 def get_tokenizer() -> Any:
-    """The model's (fast) tokenizer without loading the weights or torch.
-
-    Reuses the loaded model's tokenizer when the model is already in memory.
-    """
+    """The model's (fast) tokenizer, without loading the weights or torch; one per process
+    (the loaded model's own, if the model was loaded first)."""
     if _model is not None:
         return _model.tokenizer
     _offline()

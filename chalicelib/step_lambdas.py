@@ -54,13 +54,21 @@ def mark_succeeded(event: dict[str, Any], context: Any = None) -> dict[str, Any]
 def mark_failed(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The Catch target: ``error`` is Step Functions' ``{"Error", "Cause"}``."""
     error = event.get("error") or {}
-    error_type, message = _readable_error(error.get("Error", "Error"), error.get("Cause", ""))
+    error_type, message = readable_error(error.get("Error", "Error"), error.get("Cause", ""))
     jobs.mark_failed(int(event["job_id"]), event["execution_arn"], error_type, message)
     return {"job_id": event["job_id"]}
 
 
-def _readable_error(error: str, cause: str) -> tuple[str, str]:
+TIMEOUTS = {
+    "States.Timeout": "the step ran longer than its time limit",
+    "Sandbox.Timedout": "the step's Lambda ran out of time",
+}
+
+
+def readable_error(error: str, cause: str) -> tuple[str, str]:
     """A Lambda error's Cause is the function's JSON error; keep its type and message."""
+    if error in TIMEOUTS:
+        return error, TIMEOUTS[error]
     try:
         payload = json.loads(cause)
     except (TypeError, ValueError):

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-CARD_STEP_WIDTH = 100 / 9
-
 
 @dataclass(frozen=True)
 class Step:

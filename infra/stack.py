@@ -33,6 +33,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_opensearchserverless as aoss
 from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from chalice.cdk import Chalice
 from constructs import Construct
@@ -116,6 +117,7 @@ class ImageFunction:
 ARTIFACTS_PREFIX = "artifacts/*"  # refined datasets: chalicelib.training.load_dataset
 UPLOADS_PREFIX = "uploads/*"  # raw uploads: chalicelib.uploads (presigned PUT by the API)
 
+EPHEMERAL_MB = 2048
 HEAVY_MB = 3008  # ~1.7 vCPU; the default per-function ceiling of a new account
 LIGHT_MB = 1024
 
@@ -342,7 +344,17 @@ class MinionTrainingStack(cdk.Stack):
             ),
             targets=[
                 targets.LambdaFunction(
-                    on_end, retry_attempts=4, max_event_age=cdk.Duration.hours(2)
+                    on_end,
+                    retry_attempts=4,
+                    max_event_age=cdk.Duration.hours(2),
+                    # An undelivered end would leave its minion claimed: keep it to replay.
+                    dead_letter_queue=sqs.Queue(
+                        self,
+                        "ExecutionEndDeadLetters",
+                        encryption=sqs.QueueEncryption.SQS_MANAGED,
+                        enforce_ssl=True,
+                        retention_period=cdk.Duration.days(14),
+                    ),
                 )
             ],
         )
@@ -388,6 +400,8 @@ class MinionTrainingStack(cdk.Stack):
             role=role,
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
+            # Datasets are downloaded to /tmp (chalicelib Limits.max_download_bytes is 1 GiB).
+            ephemeral_storage_size=cdk.Size.mebibytes(EPHEMERAL_MB),
             environment={**env, "HF_HUB_OFFLINE": "1"},
         )
         self._grant_data(

@@ -161,3 +161,29 @@ def test_importing_the_api_loads_no_model_code():
 def test_the_step_image_needs_no_chalice():
     code = "import sys; sys.modules['chalice'] = None; import chalicelib.step_lambdas"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_owners_are_stable_across_sessions_and_distinct_between_callers():
+    from chalicelib.auth import LOCAL_OWNER, owner_of
+
+    role = "arn:aws:sts::123456789012:assumed-role/Trainer/"
+
+    def iam(arn: str) -> dict:
+        return {"identity": {"userArn": arn}}
+
+    assert owner_of(iam(role + "session-a")) == owner_of(iam(role + "session-b"))
+    assert owner_of(iam(role + "a")) != owner_of(iam("arn:aws:iam::123456789012:user/bob"))
+    cognito = {"authorizer": {"claims": {"sub": "abc"}}}
+    assert owner_of(cognito) not in (LOCAL_OWNER, owner_of(iam(role + "a")))
+    assert owner_of({}) == LOCAL_OWNER
+
+
+def test_a_timed_out_step_gets_a_readable_reason():
+    from chalicelib.step_lambdas import readable_error
+
+    assert readable_error("States.Timeout", "") == (
+        "States.Timeout",
+        "the step ran longer than its time limit",
+    )
+    cause = '{"errorType": "DatasetError", "errorMessage": "d.jsonl:3: invalid JSON"}'
+    assert readable_error("DatasetError", cause) == ("DatasetError", "d.jsonl:3: invalid JSON")

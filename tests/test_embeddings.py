@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib import embeddings
-from chalicelib.embeddings import DIMENSION, EMBEDDING_DIMENSION, Embedder, get_embedder
+from chalicelib.embeddings import DIMENSION, Embedder, get_embedder
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = [
@@ -49,7 +49,7 @@ def test_shape_dtype_and_normalised(embedder):
     assert vectors.shape == (len(TEXTS), DIMENSION)
     assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert embedder.dimension == DIMENSION == EMBEDDING_DIMENSION == 384
+    assert embedder.dimension == DIMENSION == 384
 
 
 def test_same_vectors_as_encode_in_input_order(embedder):

@@ -367,6 +367,8 @@ def test_execution_end_rule_targets_on_execution_end(default: Synth) -> None:
     (target,) = rule["Properties"]["Targets"]
     on_end = default.function_ids()["on_execution_end"]
     assert target["Arn"] == {"Fn::GetAtt": [on_end, "Arn"]}
+    dead_letters, _ = default.one("AWS::SQS::Queue")
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dead_letters, "Arn"]}}
     default.template.has_resource_properties(
         "AWS::Lambda::Permission",
         {
@@ -378,6 +380,12 @@ def test_execution_end_rule_targets_on_execution_end(default: Synth) -> None:
 
 
 # ------------------------------------------------------------------- functions
+
+
+def test_image_functions_have_room_in_tmp_for_a_dataset(default: Synth) -> None:
+    for logical in default.function_ids().values():
+        props = default.template.to_json()["Resources"][logical]["Properties"]
+        assert props["EphemeralStorage"] == {"Size": 2048}, logical
 
 
 def test_image_functions_share_one_image_and_stage_without_docker(default: Synth) -> None:

@@ -6,7 +6,7 @@ lancedb/pyarrow or opensearch-py.
 
 from __future__ import annotations
 
-import threading
+import functools
 from typing import TYPE_CHECKING
 
 from chalicelib.kb.base import Chunk, ChunkHit, DocumentHit, KnowledgeBase, KnowledgeBaseError
@@ -24,9 +24,6 @@ __all__ = [
     "reset_knowledge_base_cache",
 ]
 
-_cache: dict[tuple[object, ...], KnowledgeBase] = {}
-_cache_lock = threading.Lock()
-
 
 def get_knowledge_base(settings: Settings | None = None) -> KnowledgeBase:
     """The knowledge base for ``settings`` (default: from the environment), one per process
@@ -35,31 +32,24 @@ def get_knowledge_base(settings: Settings | None = None) -> KnowledgeBase:
         from chalicelib.config import settings as load_settings
 
         settings = load_settings()
-    backend = settings.kb_backend
-    if backend == "lancedb":
-        key: tuple[object, ...] = (backend, str(settings.lancedb_path))
-    elif backend == "opensearch":
-        key = (backend, settings.opensearch_url, settings.opensearch_service, settings.region)
-    else:
-        raise KnowledgeBaseError(f"unknown KB_BACKEND {backend!r}: use 'lancedb' or 'opensearch'")
-    with _cache_lock:
-        kb = _cache.get(key)
-        if kb is None:
-            kb = _cache[key] = _build(settings)
-        return kb
+    return _build(settings)
 
 
 def reset_knowledge_base_cache() -> None:
     """Forget cached knowledge bases (tests, or after the environment changed)."""
-    with _cache_lock:
-        _cache.clear()
+    _build.cache_clear()
 
 
+@functools.cache
 def _build(settings: Settings) -> KnowledgeBase:
     if settings.kb_backend == "lancedb":
         from chalicelib.kb.lancedb import LanceDBKnowledgeBase
 
         return LanceDBKnowledgeBase(settings.lancedb_path)
-    from chalicelib.kb.opensearch import OpenSearchKnowledgeBase
+    if settings.kb_backend == "opensearch":
+        from chalicelib.kb.opensearch import OpenSearchKnowledgeBase
 
-    return OpenSearchKnowledgeBase.from_settings(settings)
+        return OpenSearchKnowledgeBase.from_settings(settings)
+    raise KnowledgeBaseError(
+        f"unknown KB_BACKEND {settings.kb_backend!r}: use 'lancedb' or 'opensearch'"
+    )
