@@ -19,7 +19,8 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import settings
 from chalicelib.errors import BadRequest, Conflict, NotFound, Unavailable
-from chalicelib.minions import get_minion, prune_index_versions, restore_previous_index
+from chalicelib.index_versions import prune_index_versions, restore_previous_index
+from chalicelib.minions import get_minion
 from chalicelib.models import (
     ACTIVE_STATUSES,
     CANCELLED,

@@ -13,10 +13,10 @@ from chalicelib import datasets
 from chalicelib.config import settings
 from chalicelib.datasets import Dataset, DatasetError
 from chalicelib.embeddings import DIMENSION, Embedder, get_embedder
+from chalicelib.index_versions import index_name_for, restore_previous_index
 from chalicelib.indexing import index_documents
 from chalicelib.kb import KnowledgeBase, get_knowledge_base
 from chalicelib.metrics import RetrievalMetrics
-from chalicelib.minions import index_name_for, restore_previous_index
 from chalicelib.models import RUNNING, Minion, TrainingJob
 from chalicelib.retrieval import evaluate, search
 from chalicelib.runner import StepContext, StepOutcome
