@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ METRICS_MODE = "hybrid"
 TEST_MODES = ("dense", "bm25")
 SAMPLE_DOCUMENTS = 10
 SAMPLE_DEPTH = 10
+COUNT_SETTLE_SECONDS = 60
+COUNT_POLL_SECONDS = 2
 CHUNK_OPTIONS = {"chunk_tokens": "max_tokens", "chunk_overlap": "overlap"}
 
 
@@ -166,7 +169,7 @@ def validate_training(ctx: StepContext) -> StepOutcome:
     expected = int(ctx.job.steps[embedding].counters.as_dict()["chunks"])
     kb = get_knowledge_base()
     alias = _alias(ctx.job)
-    indexed = kb.count(alias)
+    indexed = _settled_count(kb, alias, expected)
     if indexed != expected:
         raise TrainingCheckFailed(f"the index holds {indexed} chunks; {expected} were embedded")
     samples = [doc for doc in _refined_dataset(ctx.job).documents if doc.title]
@@ -176,6 +179,15 @@ def validate_training(ctx: StepContext) -> StepOutcome:
         f"{indexed} chunks indexed; {len(samples)} documents found by their titles",
         {"chunks_indexed": indexed, "sample_queries": len(samples)},
     )
+
+
+def _settled_count(kb: KnowledgeBase, alias: str, expected: int) -> int:
+    """The alias's chunk count, waiting a little for it to reach ``expected``: OpenSearch
+    Serverless makes new documents countable only after a few seconds."""
+    deadline = time.monotonic() + COUNT_SETTLE_SECONDS
+    while (indexed := kb.count(alias)) < expected and time.monotonic() < deadline:
+        time.sleep(COUNT_POLL_SECONDS)
+    return indexed
 
 
 def _check_samples(kb: KnowledgeBase, alias: str, samples: list[Any], embedder: Embedder) -> None:
