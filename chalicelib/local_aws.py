@@ -27,6 +27,7 @@ LOCAL_ENV = {
     "AWS_SESSION_TOKEN": "local",
     "AWS_DEFAULT_REGION": REGION,
     "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "KB_BACKEND": "lancedb",
     "DATASET_BUCKET": "minion-datasets",
 }

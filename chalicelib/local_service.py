@@ -7,6 +7,7 @@ python -m chalicelib.local_service --no-demo  # only serve, for a browser or cur
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
@@ -48,14 +49,23 @@ class Api:
             return error.code, dict(error.headers), json.loads(raw) if raw else None
 
 
-def serve(host: str, port: int) -> Any:
+def serve(host: str, port: int, log_requests: bool) -> Any:
     """Start the Chalice app on a background thread; returns the server to shut down."""
     from chalice.config import Config
-    from chalice.local import create_local_server
+    from chalice.local import ChaliceRequestHandler, create_local_server
 
     from app import app
 
-    server = create_local_server(app, Config.create(chalice_app=app), host, port)
+    class QuietHandler(ChaliceRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            """The demo's progress bar is the log; a request log would bury it."""
+
+    config = Config.create(chalice_app=app)
+    server = create_local_server(app, config, host, port)
+    if not log_requests:
+        server.server.RequestHandlerClass = functools.partial(
+            QuietHandler, app_object=server.app_object, config=config
+        )
     threading.Thread(target=server.server.serve_forever, daemon=True).start()
     return server
 
@@ -179,11 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         "--exit-after-demo", action="store_true", help="stop once the demo training has ended"
     )
     args = parser.parse_args(argv)
+    if not args.no_demo and not args.dataset.is_dir():
+        parser.error(f"--dataset {args.dataset}: not a folder (the demo uploads its files)")
 
     from chalicelib.local_aws import local_aws
 
     with tempfile.TemporaryDirectory() as scratch, local_aws(args.data_dir or Path(scratch)):
-        server = serve(args.host, args.port)
+        server = serve(args.host, args.port, log_requests=args.no_demo)
         base = f"http://{args.host}:{args.port}"
         print(f"API on {base}/api/v2 (Ctrl-C stops it)")
         code = 0
@@ -193,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 code = run_demo(api, upload_dataset(api, args.dataset))
                 if args.exit_after_demo:
                     return code
-            print(f"serving on {base}/api/v2; Ctrl-C stops it")
+                print(f"demo done; still serving on {base}/api/v2 (Ctrl-C stops it)")
             threading.Event().wait()
         except KeyboardInterrupt:
             print("stopped")
