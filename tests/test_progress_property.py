@@ -32,6 +32,19 @@ def dynamodb() -> Iterator[None]:
         yield
 
 
+def new_job(job_id: int) -> None:
+    """A job just created by the API: QUEUED, owned by OWNER, every step pending."""
+    TrainingJob(
+        id=job_id,
+        minion_id="m",
+        owner="o",
+        dataset="s3://b/k",
+        execution_arn=OWNER,
+        status="QUEUED",
+        steps=TrainingJob.fresh_steps(),
+    ).save()
+
+
 def owner_script(steps_done: int, fractions: list[float]) -> list[tuple]:
     """What the owning execution writes, in order: start, fractions, finish per step."""
     script: list[tuple] = []
@@ -118,15 +131,7 @@ def check(job: TrainingJob) -> None:
 )
 @given(script=interleavings(), job_id=st.integers(1, 2**40))
 def test_any_interleaving_keeps_progress_monotonic_bounded_and_consistent(dynamodb, script, job_id):
-    TrainingJob(
-        id=job_id,
-        minion_id="m",
-        owner="o",
-        dataset="s3://b/k",
-        execution_arn=OWNER,
-        status="QUEUED",
-        steps=TrainingJob.fresh_steps(),
-    ).save()
+    new_job(job_id)
     seen = [0.0]
     for write in script:
         apply(job_id, write)
@@ -139,15 +144,7 @@ def test_any_interleaving_keeps_progress_monotonic_bounded_and_consistent(dynamo
 
 def test_a_retried_step_runs_again_and_finishes(dynamodb):
     """A Lambda retry of a step that had reported progress must not be taken for a stale run."""
-    TrainingJob(
-        id=7,
-        minion_id="m",
-        owner="o",
-        dataset="s3://b/k",
-        execution_arn=OWNER,
-        status="QUEUED",
-        steps=TrainingJob.fresh_steps(),
-    ).save()
+    new_job(7)
     step = STEPS[0]
     first = start_step(7, step, OWNER)
     FractionReporter(7, step, OWNER, first.progress, clock=lambda: 1e9)(0.8)

@@ -202,6 +202,21 @@ def test_a_retried_post_with_the_same_idempotency_key_returns_the_same_job(clien
     assert "Idempotency-Key" in other.json_body["error"]["message"]
 
 
+def test_a_key_refused_for_a_busy_minion_is_not_spent(client, work):
+    work.block_at = "Capture Before Metrics"
+    minion_id = new_minion(client)
+    first = start(client, minion_id).json_body["id"]
+    assert work.blocked.wait(30)
+    refused = start(client, minion_id, **{"Idempotency-Key": "retry-me"})
+    assert refused.status_code == 409
+    work.release.set()
+    wait_for_end(first)
+    accepted = start(client, minion_id, **{"Idempotency-Key": "retry-me"})
+    assert accepted.status_code == 202
+    assert accepted.json_body["id"] != first
+    wait_for_end(accepted.json_body["id"])
+
+
 def test_a_second_job_for_a_busy_minion_is_refused(client, work):
     work.block_at = "Capture Before Metrics"
     minion_id = new_minion(client)
