@@ -287,7 +287,10 @@ def mark_failed(job_id: int, execution_arn: str, error_type: str, message: str) 
 def on_execution_end(execution_arn: str, status: str, cause: str | None) -> None:
     """An execution ended FAILED, TIMED_OUT or ABORTED (a cancel, a timeout, a console stop)."""
     job_id = job_id_from_execution(execution_arn)
-    job = TrainingJob.get(job_id, consistent_read=True) if job_id else None
+    try:
+        job = TrainingJob.get(job_id, consistent_read=True) if job_id else None
+    except DoesNotExist:
+        job = None
     if job is None or job.execution_arn != execution_arn:
         log.warning("execution %s is not a training job's", execution_arn)
         return

@@ -288,3 +288,12 @@ def test_jobs_are_listed_newest_first_page_by_page(client, work):
     assert [job["id"] for job in rest["items"]] == ids[:1]
     done = client.http.get(f"/api/v2/training-jobs?minion_id={minion_id}&status=FAILED")
     assert done.json_body["items"] == []
+
+
+def test_an_end_event_for_an_unknown_execution_is_ignored(local_service):
+    from chalicelib.step_lambdas import on_execution_end
+
+    prefix = "arn:aws:states:us-east-1:123456789012:execution:minion-training:"
+    for name in ("training-job-999", "someone-elses"):
+        event = {"detail": {"executionArn": prefix + name, "status": "ABORTED"}}
+        assert on_execution_end(event)["execution"] == prefix + name
