@@ -10,9 +10,18 @@ from chalicelib.models import Minion, TrainingJob
 log = logging.getLogger(__name__)
 
 
-def index_name_for(minion: Minion, job_id: int) -> str:
+def minion_alias(job: TrainingJob) -> str:
+    """The alias the job's minion answers from."""
+    return Minion.get(job.minion_id, consistent_read=True).kb_alias
+
+
+def _versions_prefix(alias: str) -> str:
+    return f"{alias}-v"
+
+
+def index_name_for(job: TrainingJob) -> str:
     """Each training builds its own index version; the alias decides which one answers."""
-    return f"{minion.kb_alias}-v{job_id}"
+    return f"{_versions_prefix(minion_alias(job))}{job.id}"
 
 
 def restore_previous_index(job: TrainingJob) -> None:
@@ -20,7 +29,7 @@ def restore_previous_index(job: TrainingJob) -> None:
     if not job.index_name:
         return
     kb = get_knowledge_base()
-    alias = Minion.get(job.minion_id).kb_alias
+    alias = minion_alias(job)
     if kb.resolve_alias(alias) == job.index_name:
         if job.previous_index:
             kb.set_alias(alias, job.previous_index)
@@ -35,9 +44,9 @@ def prune_index_versions(job: TrainingJob) -> list[str]:
 
     Best effort: a version left behind costs storage, not correctness."""
     kb = get_knowledge_base()
-    alias = Minion.get(job.minion_id).kb_alias
     keep = {job.index_name, job.previous_index}
-    stale = [name for name in kb.list_indexes(f"{alias}-v") if name not in keep]
+    versions = kb.list_indexes(_versions_prefix(minion_alias(job)))
+    stale = [name for name in versions if name not in keep]
     for name in stale:
         try:
             kb.delete_index(name)

@@ -14,11 +14,11 @@ from chalicelib import datasets
 from chalicelib.config import settings
 from chalicelib.datasets import Dataset, DatasetError
 from chalicelib.embeddings import DIMENSION, Embedder, get_embedder
-from chalicelib.index_versions import index_name_for, restore_previous_index
+from chalicelib.index_versions import index_name_for, minion_alias, restore_previous_index
 from chalicelib.indexing import index_documents
 from chalicelib.kb import KnowledgeBase, get_knowledge_base
 from chalicelib.metrics import RetrievalMetrics
-from chalicelib.models import RUNNING, Minion, TrainingJob
+from chalicelib.models import RUNNING, TrainingJob
 from chalicelib.retrieval import evaluate, search
 from chalicelib.runner import StepContext, StepOutcome
 from chalicelib.steps import STEP_BY_HANDLER
@@ -36,10 +36,6 @@ CHUNK_OPTIONS = {"chunk_tokens": "max_tokens", "chunk_overlap": "overlap"}
 
 class TrainingCheckFailed(RuntimeError):
     """The new knowledge base is not what the dataset should have produced."""
-
-
-def _alias(job: TrainingJob) -> str:
-    return Minion.get(job.minion_id, consistent_read=True).kb_alias
 
 
 def _refined_dataset(job: TrainingJob) -> Dataset:
@@ -74,7 +70,7 @@ def capture_before_metrics(ctx: StepContext) -> StepOutcome:
     if not dataset.eval_items:
         return StepOutcome("no baseline: the dataset has no evaluation questions")
     kb = get_knowledge_base()
-    alias = _alias(ctx.job)
+    alias = minion_alias(ctx.job)
     if kb.resolve_alias(alias) is None:
         judged = sum(1 for item in dataset.eval_items if item.relevant_ids)
         metrics = {**RetrievalMetrics(0.0, 0.0, 0.0, judged).to_dict(), "mode": METRICS_MODE}
@@ -120,7 +116,7 @@ def create_knowledge_base(ctx: StepContext) -> StepOutcome:
 
     A retried step finds its index already there and leaves it alone.
     """
-    index = index_name_for(Minion.get(ctx.job.minion_id), ctx.job.id)
+    index = index_name_for(ctx.job)
     if not ctx.record(index_name=index):
         return StepOutcome("the job is no longer running: no index created")
     kb = get_knowledge_base()
@@ -151,7 +147,7 @@ def create_embeddings(ctx: StepContext) -> StepOutcome:
 def update_minion(ctx: StepContext) -> StepOutcome:
     """Point the minion's alias at the new index in one atomic swap; remember the old one."""
     kb = get_knowledge_base()
-    alias = _alias(ctx.job)
+    alias = minion_alias(ctx.job)
     current = kb.resolve_alias(alias)
     if current != ctx.job.index_name and not ctx.record(previous_index=current):
         return StepOutcome("the job is no longer running: the minion was left as it was")
@@ -168,7 +164,7 @@ def validate_training(ctx: StepContext) -> StepOutcome:
     embedding = STEP_BY_HANDLER["create_embeddings"].index
     expected = int(ctx.job.steps[embedding].counters.as_dict()["chunks"])
     kb = get_knowledge_base()
-    alias = _alias(ctx.job)
+    alias = minion_alias(ctx.job)
     indexed = _settled_count(kb, alias, expected)
     if indexed != expected:
         raise TrainingCheckFailed(f"the index holds {indexed} chunks; {expected} were embedded")
@@ -211,7 +207,7 @@ def run_tests(ctx: StepContext) -> StepOutcome:
     if not dataset.eval_items:
         return StepOutcome("no evaluation questions in the dataset: nothing to test")
     kb = get_knowledge_base()
-    alias = _alias(ctx.job)
+    alias = minion_alias(ctx.job)
     results = {mode: _evaluate(kb, alias, dataset, mode) for mode in TEST_MODES}
     message = ", ".join(f"{mode} nDCG@10 {m['ndcg_at_10']:.3f}" for mode, m in results.items())
     return StepOutcome(message, {"questions": len(dataset.eval_items)}, {"test_results": results})
@@ -222,7 +218,7 @@ def capture_after_metrics(ctx: StepContext) -> StepOutcome:
     dataset = _refined_dataset(ctx.job)
     if not dataset.eval_items:
         return StepOutcome("no evaluation questions in the dataset: no metrics")
-    metrics = _evaluate(get_knowledge_base(), _alias(ctx.job), dataset, METRICS_MODE)
+    metrics = _evaluate(get_knowledge_base(), minion_alias(ctx.job), dataset, METRICS_MODE)
     return StepOutcome(
         f"nDCG@10 {metrics['ndcg_at_10']:.3f} after training",
         {"questions": len(dataset.eval_items)},
