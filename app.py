@@ -70,8 +70,8 @@ def query_minion(minion_id: str) -> dict[str, Any]:
 @route("/api/v2/dataset-uploads", "POST")
 def create_upload() -> Response:
     body = _body({"filename": Field(str, required=True), "folder": Field(str)})
-    folder = validation.folder(body["folder"]) if "folder" in body else None
-    return json_response(uploads.presigned_upload(_owner(), body["filename"], folder), 201)
+    upload = uploads.presigned_upload(_owner(), body["filename"], body.get("folder"))
+    return json_response(upload, 201)
 
 
 @route("/api/v2/training-jobs", "POST")

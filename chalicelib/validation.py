@@ -20,7 +20,6 @@ MAX_K = 50
 MINION_ID = re.compile(r"m-[0-9a-f]{12}")
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DATASET_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[!-~]+")
-FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 POSITIVE_INT = re.compile(r"[1-9][0-9]{0,15}")
 MAX_PAGE = 100
 
@@ -139,10 +138,4 @@ def search_mode(raw: str) -> str:
 def top_k(raw: int) -> int:
     if not 1 <= raw <= MAX_K:
         raise BadRequest(f"k must be an integer from 1 to {MAX_K}")
-    return raw
-
-
-def folder(raw: str) -> str:
-    if not FOLDER.fullmatch(raw):
-        raise BadRequest("folder must be a plain name (letters, digits, . _ -)")
     return raw

@@ -147,7 +147,11 @@ def test_presigned_upload_then_train_from_it(client):
     body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == b'{"id": 1, "text": "hello"}\n'
     bad = send(client, "post", "/api/v2/dataset-uploads", json.dumps({"filename": "../x"}))
-    assert_error(bad, 400, "bad_request", "plain file name")
+    assert_error(bad, 400, "bad_request", "filename must be a plain name")
+    for folder in ("../x", "a/b", "x..y"):
+        body = json.dumps({"filename": "d.jsonl", "folder": folder})
+        bad = send(client, "post", "/api/v2/dataset-uploads", body)
+        assert_error(bad, 400, "bad_request", "folder must be a plain name")
 
 
 def test_importing_the_api_loads_no_model_code():
